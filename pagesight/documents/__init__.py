@@ -1,0 +1,1 @@
+"""Documents: the Page record and loaders for PDFs, URLs, images and folders."""

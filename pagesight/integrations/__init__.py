@@ -1,0 +1,39 @@
+"""LangChain and LlamaIndex adapters, imported lazily.
+
+``import pagesight.integrations`` works with only the core installed; touching a class whose
+framework is missing raises ``ImportError`` naming the ``pip install "pagesight[extra]"`` line.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pagesight.integrations.langchain.embeddings import MatryoshkaEmbeddings
+    from pagesight.integrations.llama_index.embeddings import MatryoshkaEmbedding
+
+_LAZY: dict[str, tuple[str, str]] = {
+    "MatryoshkaEmbeddings": ("pagesight.integrations.langchain.embeddings", "langchain"),
+    "MatryoshkaEmbedding": ("pagesight.integrations.llama_index.embeddings", "llamaindex"),
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'pagesight.integrations' has no attribute {name!r}")
+    module, extra = _LAZY[name]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(
+            f"{name} needs an optional dependency ({e.name or e}); "
+            f"install it with: pip install \"pagesight[{extra}]\""
+        ) from e
+    return getattr(mod, name)
+
+
+def __dir__() -> list[str]:
+    return __all__

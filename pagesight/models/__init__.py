@@ -1,0 +1,1 @@
+"""Framework-free encoders (numpy in and out; torch inside)."""

@@ -1,0 +1,48 @@
+"""Framework-free encoder interfaces shared by the models, the store and the integrations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["EmbedderInfo", "DenseTextEncoder"]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedderInfo:
+    """What a store records about the embedder that wrote it.
+
+    Attributes:
+        model: the model's id (Hub id, local folder name or Ollama model name).
+        revision: pinned revision, or ``None`` for local folders and Ollama models.
+        dimensions: length of the vectors the embedder returns.
+        kind: ``"dense-text"``, ``"dense-vl"`` or ``"late-interaction"``.
+    """
+
+    model: str
+    revision: str | None
+    dimensions: int
+    kind: str
+
+    def describe(self) -> str:
+        rev = f"@{self.revision[:12]}" if self.revision else ""
+        return f"{self.model}{rev} ({self.kind}, {self.dimensions}-d)"
+
+
+@runtime_checkable
+class DenseTextEncoder(Protocol):
+    """A text encoder returning one L2-normalized float32 vector per text."""
+
+    @property
+    def info(self) -> EmbedderInfo: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed search queries: array of shape ``(len(texts), dimensions)``."""
+        ...
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed documents (pages): array of shape ``(len(texts), dimensions)``."""
+        ...

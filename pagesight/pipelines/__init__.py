@@ -1,0 +1,1 @@
+"""Pipelines: ingest (sources -> pages -> embed -> store) and answer."""

@@ -1,0 +1,1 @@
+"""Retrieval: the page store on Chroma, BM25 hybrid search."""
