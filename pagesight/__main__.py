@@ -1,0 +1,3 @@
+from pagesight.cli import main
+import sys
+sys.exit(main())

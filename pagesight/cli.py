@@ -1,0 +1,282 @@
+"""The ``pagesight`` command: index, search, ask, sources, delete, eval.
+
+Exit status: 0 on success; 1 when some sources failed to index (the others stay indexed) or a
+command failed; 2 for bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pagesight.errors import ConfigurationError, PagesightError
+
+logger = logging.getLogger("pagesight")
+
+DEFAULT_STORE = ".pagesight"
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store",
+        default=os.environ.get("PAGESIGHT_STORE", DEFAULT_STORE),
+        help=f"store folder, or http://host:port of a Chroma server (default: $PAGESIGHT_STORE or {DEFAULT_STORE})",
+    )
+
+
+def _open_store(location: str, *, must_exist: bool) -> Any:
+    from pagesight.retrieval.store import PageStore
+
+    if location.startswith(("http://", "https://")):
+        return PageStore(url=location)
+    if must_exist and not Path(location).is_dir():
+        raise ConfigurationError(
+            f"no store at {location}; create one with: pagesight index SOURCES... --store {location}"
+        )
+    return PageStore(location)
+
+
+def _encoder_for_store(store: Any, location: str) -> Any:
+    from pagesight.profiles import encoder_for
+
+    info = store.embedder
+    if info is None:
+        raise ConfigurationError(
+            f"store {location} is empty; index documents first: pagesight index SOURCES... --store {location}"
+        )
+    return encoder_for(info)
+
+
+def _searcher(args: argparse.Namespace) -> Any:
+    from pagesight.retrieval.search import PageSearcher
+
+    store = _open_store(args.store, must_exist=True)
+    encoder = None if args.mode == "bm25" else _encoder_for_store(store, args.store)
+    return PageSearcher(store, encoder, mode=args.mode)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from pagesight.models.matryoshka import MatryoshkaEncoder
+    from pagesight.pipelines.ingest import SourceResult, ingest
+    from pagesight.profiles import resolve_profile
+
+    profile, why = resolve_profile(args.profile)
+    model = args.model or profile.embedder
+    _err(f"pagesight: {why} — {profile.description}" + (f"; model {model}" if args.model else ""))
+    encoder = MatryoshkaEncoder(model, dimensions=args.dimensions)
+    store = _open_store(args.store, must_exist=False)
+
+    def show(r: SourceResult) -> None:
+        if r.status == "failed":
+            _err(f"  failed     {r.source}: {r.error}")
+        else:
+            _err(f"  {r.status:<10} {r.source} ({r.pages} pages)")
+        for w in r.warnings:
+            _err(f"    warning: {w}")
+
+    loader_opts: dict[str, Any] = {"dpi": args.dpi, "render": not args.no_images}
+    if args.renderer:
+        loader_opts["renderer"] = args.renderer
+    if args.password:
+        loader_opts["password"] = args.password
+    report = ingest(
+        args.sources,
+        store,
+        encoder,
+        force=args.force,
+        show_progress=False if args.quiet else None,
+        on_result=show,
+        **loader_opts,
+    )
+    if not report.results:
+        _err("pagesight: no supported files found in the given sources (.pdf, .png, .jpg, .tif, .webp)")
+        return 1
+    _err(report.summary())
+    return 0 if report.ok else 1
+
+
+def _hit_json(h: Any) -> dict[str, Any]:
+    return {
+        "source": h.source,
+        "page": h.page,
+        "score": round(float(h.score), 6),
+        "text": h.text,
+        "image": str(h.image) if h.image else None,
+        "id": h.id,
+    }
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    hits = _searcher(args).search(args.query, k=args.k)
+    if args.json:
+        print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("no results")
+    for i, h in enumerate(hits, 1):
+        snippet = " ".join(h.text.split())[:160]
+        print(f"{i:>2}. {h.score:.3f}  {h.source} p.{h.page}\n    {snippet}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from pagesight.pipelines.answer import ExtractiveGenerator, answer
+
+    searcher = _searcher(args)
+    if searcher.encoder is None:
+        raise ConfigurationError("ask needs the store's embedder; use --mode hybrid or dense")
+    result = answer(args.question, searcher, ExtractiveGenerator(searcher.encoder), k=args.k)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(result.text)
+    if result.citations:
+        print("\nSources:")
+        for c in result.citations:
+            print(f"  {c.source} p.{c.page}" + (f"  ({c.image})" if c.image else ""))
+    return 0
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    store = _open_store(args.store, must_exist=True)
+    items = store.sources()
+    if args.json:
+        print(json.dumps([{"source": s.source, "pages": s.pages} for s in items], ensure_ascii=False))
+        return 0
+    for s in items:
+        print(f"{s.pages:>6}  {s.source}")
+    info = store.embedder
+    print(f"{len(items)} source(s); embedder: {info.describe() if info else 'none'}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    store = _open_store(args.store, must_exist=True)
+    failed = 0
+    for source in args.sources:
+        n = store.delete_source(source)
+        if n == 0:
+            _err(f"  not in store: {source}")
+            failed += 1
+        else:
+            _err(f"  deleted {source} ({n} pages)")
+    return 1 if failed else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pagesight.evaluation import evaluate, load_queries
+    from pagesight.pipelines.answer import source_name
+
+    queries = load_queries(args.queries)
+    modes = ["dense", "bm25", "hybrid"] if args.compare else [args.mode]
+    store = _open_store(args.store, must_exist=True)
+    from pagesight.retrieval.search import PageSearcher
+
+    encoder = _encoder_for_store(store, args.store)
+    table: dict[str, dict[str, float]] = {}
+    for mode in modes:
+        searcher = PageSearcher(store, encoder, mode=mode)
+        run = {
+            q.qid: [f"{source_name(h.source)}#{h.page}" for h in searcher.search(q.query, k=10)]
+            for q in queries
+        }
+        metrics = evaluate(run, queries)
+        table[mode] = {key: float(metrics[key]) for key in ("nDCG@5", "Recall@5", "Recall@10", "MRR@10")}
+    if args.json:
+        print(json.dumps(table if args.compare else table[args.mode]))
+        return 0
+    print(f"{len(queries)} queries, store {args.store}")
+    print(f"{'mode':<8} {'nDCG@5':>8} {'Recall@5':>9} {'Recall@10':>10} {'MRR@10':>8}")
+    for mode, m in table.items():
+        print(f"{mode:<8} {m['nDCG@5']:>8.4f} {m['Recall@5']:>9.4f} {m['Recall@10']:>10.4f} {m['MRR@10']:>8.4f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pagesight import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="pagesight", description="Index, search and question PDFs, web pages and images."
+    )
+    parser.add_argument("--version", action="version", version=f"pagesight {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index files, folders and URLs")
+    p.add_argument("sources", nargs="+", help="PDFs, images, folders (recursive) or http(s) URLs")
+    _store_arg(p)
+    p.add_argument("--profile", default=None, help="offline | ollama | auto (default: auto)")
+    p.add_argument("--model", default=None, help="embedder (alias, Hub id, local folder, ollama:NAME)")
+    p.add_argument("--dimensions", type=int, default=None, help="Matryoshka truncation (default: native)")
+    p.add_argument("--dpi", type=int, default=96, help="page image resolution (default: 96)")
+    p.add_argument("--renderer", choices=["pymupdf", "pdfium"], default=None, help="PDF renderer")
+    p.add_argument("--password", default=None, help="password for encrypted PDFs")
+    p.add_argument("--no-images", action="store_true", help="do not render page images")
+    p.add_argument("--force", action="store_true", help="re-index sources that did not change")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_index)
+
+    for name, func, arg, helptext in (
+        ("search", cmd_search, "query", "find the pages that best match a query"),
+        ("ask", cmd_ask, "question", "answer a question from the indexed pages, with citations"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument(arg)
+        _store_arg(p)
+        p.add_argument("-k", type=int, default=5 if name == "ask" else 10, help="pages to retrieve")
+        p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("sources", help="list indexed sources and their page counts")
+    _store_arg(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_sources)
+
+    p = sub.add_parser("delete", help="remove sources from the store")
+    p.add_argument("sources", nargs="+")
+    _store_arg(p)
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("eval", help="retrieval metrics on a JSONL query file")
+    _store_arg(p)
+    p.add_argument("--queries", required=True, type=Path, help='JSONL: {"qid", "query", "relevant": ["file#page"]}')
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    p.add_argument("--compare", action="store_true", help="evaluate dense, bm25 and hybrid")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pagesight`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return int(args.func(args))
+    except ConfigurationError as e:
+        _err(f"pagesight: {e}")
+        return 2
+    except PagesightError as e:
+        _err(f"pagesight: {e}")
+        return 1
+    except KeyboardInterrupt:
+        _err("pagesight: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

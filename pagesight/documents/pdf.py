@@ -1,0 +1,462 @@
+"""Load PDF files page by page: text layer plus a rendered PNG of each page.
+
+Two renderers are supported:
+
+- ``"pymupdf"`` (PyMuPDF / MuPDF, extra ``pdf``): fast, good text in reading order. **AGPL-3.0**
+  (or a commercial Artifex licence); if you ship pagesight inside closed software, read its terms.
+- ``"pdfium"`` (pypdfium2 / PDFium, extra ``pdfium``): Apache-2.0 / BSD-3-Clause, the permissive choice.
+
+``renderer=None`` uses PyMuPDF when it imports, else pypdfium2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal, Protocol, cast
+
+from pagesight._deps import require
+from pagesight.documents._common import atomic_write, check_file, normalize_text, pixels_at_dpi, staging_dir
+from pagesight.documents.page import Page, page_id, sha256_bytes, sha256_file
+from pagesight.errors import (
+    ConfigurationError,
+    CorruptPDFError,
+    DocumentLoadError,
+    EmptyDocumentError,
+    EncryptedPDFError,
+    MissingDependencyError,
+    NotAPDFError,
+    PagesightError,
+    SourceNotFoundError,
+)
+
+__all__ = ["Renderer", "load_pdf", "load_pdf_bytes", "is_pdf_bytes"]
+
+logger = logging.getLogger(__name__)
+
+Renderer = Literal["pymupdf", "pdfium"]
+
+# Neither MuPDF (through PyMuPDF) nor PDFium may be called from two threads at once; pages of
+# different documents may be rendered from different threads, so every call goes through a lock.
+_LOCKS = {"pymupdf": threading.RLock(), "pdfium": threading.RLock()}
+
+_HEADER_WINDOW = 1024
+_MAX_DPI = 1200
+_EXTRA = {"pymupdf": "pdf", "pdfium": "pdfium"}
+_MODULE = {"pymupdf": "pymupdf", "pdfium": "pypdfium2"}
+_NO_SUCH_FILE = os.path.join(tempfile.gettempdir(), "pagesight-no-such-dir", "no-such-file.pdf").encode()
+
+
+def is_pdf_bytes(head: bytes) -> bool:
+    """True when ``%PDF-`` occurs in the first 1024 bytes (where PDF readers look for it)."""
+    return b"%PDF-" in head[:_HEADER_WINDOW]
+
+
+def load_pdf(
+    path: str | os.PathLike[str],
+    *,
+    dpi: float = 96,
+    renderer: Renderer | None = None,
+    password: str | None = None,
+    image_dir: str | os.PathLike[str] | None = None,
+    render: bool = True,
+    source: str | None = None,
+) -> Iterator[Page]:
+    """Load a PDF file as pages, rendering one page at a time.
+
+    The whole document is checked when this function is called (missing, empty, not a PDF, encrypted,
+    damaged, no pages), so a bad file raises before any page is produced. Pages are then rendered
+    lazily as the iterator is consumed; only the current page's pixels are in memory, so a
+    2,000-page PDF streams in constant memory.
+
+    Example:
+        >>> for page in load_pdf("report.pdf", dpi=96):  # doctest: +SKIP
+        ...     print(page.page, page.image, page.width, page.height)
+        1 /tmp/pagesight-pages-x1y2/3f9c...-p1.png 816 1056
+
+    Args:
+        path: the PDF file.
+        dpi: render resolution (pixels per inch); 96 gives 816×1056 for US Letter.
+        renderer: ``"pymupdf"`` (AGPL-3.0, extra ``pdf``) or ``"pdfium"`` (pypdfium2, Apache-2.0/BSD,
+            extra ``pdfium``); ``None`` picks PyMuPDF when installed, else pypdfium2.
+        password: the user or owner password of an encrypted PDF.
+        image_dir: folder for the page PNGs (``<content_hash[:32]>-p<N>.png``, written atomically);
+            ``None`` makes a fresh temporary folder ``pagesight-pages-*``.
+        render: ``False`` skips rendering: ``image`` is ``None`` and ``width``/``height`` are the page
+            size at ``dpi``.
+        source: the name pages carry in ``Page.source``; defaults to ``str(path)``.
+
+    Returns:
+        An iterator of :class:`Page`, page numbers 1-based.
+
+    Raises:
+        SourceNotFoundError: the path does not exist.
+        DocumentLoadError: the path is a directory or unreadable; a page fails to render (``page`` set).
+        EmptyDocumentError: the file is empty or has no pages.
+        NotAPDFError: the bytes are not a PDF (an HTML error page saved as ``.pdf``, say).
+        EncryptedPDFError: encrypted and no password, or the wrong one.
+        CorruptPDFError: the file is damaged (truncated) and pages lost their content.
+        MissingDependencyError: the renderer is not installed.
+    """
+    src = str(path) if source is None else source
+    _check_dpi(dpi)
+    name = _pick_renderer(renderer)
+    file = check_file(path, src)
+    with open(file, "rb") as f:
+        head = f.read(_HEADER_WINDOW)
+    _check_header(head, src)
+    content_hash = sha256_file(file)
+    backend = _open(name, file, src, password)
+    return _prepare(backend, src, content_hash, dpi=dpi, image_dir=image_dir, render=render)
+
+
+def load_pdf_bytes(
+    data: bytes,
+    *,
+    source: str,
+    dpi: float = 96,
+    renderer: Renderer | None = None,
+    password: str | None = None,
+    image_dir: str | os.PathLike[str] | None = None,
+    render: bool = True,
+) -> Iterator[Page]:
+    """Load a PDF held in memory (a downloaded body, say); same checks and output as :func:`load_pdf`.
+
+    Args:
+        data: the PDF bytes.
+        source: the name pages carry (the URL, for downloads).
+        dpi: see :func:`load_pdf`.
+        renderer: see :func:`load_pdf`.
+        password: see :func:`load_pdf`.
+        image_dir: see :func:`load_pdf`.
+        render: see :func:`load_pdf`.
+
+    Returns:
+        An iterator of :class:`Page`; ``content_hash`` is the SHA-256 of ``data``.
+    """
+    _check_dpi(dpi)
+    name = _pick_renderer(renderer)
+    if not data:
+        raise EmptyDocumentError(source, "the document is empty (0 bytes)")
+    _check_header(data, source)
+    backend = _open(name, bytes(data), source, password)
+    return _prepare(backend, source, sha256_bytes(data), dpi=dpi, image_dir=image_dir, render=render)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_dpi(dpi: float) -> None:
+    if not (0 < dpi <= _MAX_DPI):
+        raise ConfigurationError(f"`dpi` must be greater than 0 and at most {_MAX_DPI}, got {dpi}")
+
+
+def _check_header(head: bytes, source: str) -> None:
+    if is_pdf_bytes(head):
+        return
+    start = head[:_HEADER_WINDOW].lstrip()[:15].lower()
+    if start.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")):
+        what = "it holds HTML (an error or login page saved as .pdf?)"
+    else:
+        what = f"no %PDF- header in the first {_HEADER_WINDOW} bytes (starts with {head[:8]!r})"
+    raise NotAPDFError(source, f"not a PDF: {what}; download the file again or check its type")
+
+
+def _pick_renderer(renderer: str | None) -> Renderer:
+    if renderer is not None:
+        if renderer not in _MODULE:
+            raise ConfigurationError(f"`renderer` must be 'pymupdf', 'pdfium' or None, got {renderer!r}")
+        other: Renderer = "pdfium" if renderer == "pymupdf" else "pymupdf"
+        try:
+            require(_MODULE[renderer], _EXTRA[renderer])
+        except MissingDependencyError as e:
+            raise MissingDependencyError(
+                f'{e}; or use renderer={other!r}, installed with: pip install "pagesight[{_EXTRA[other]}]"'
+            ) from e
+        return cast(Renderer, renderer)
+    for name in ("pymupdf", "pdfium"):
+        try:
+            require(_MODULE[name], _EXTRA[name])
+        except MissingDependencyError:
+            continue
+        return cast(Renderer, name)
+    raise MissingDependencyError(
+        'no PDF renderer is installed; install one: pip install "pagesight[pdf]" (PyMuPDF, AGPL-3.0) '
+        'or pip install "pagesight[pdfium]" (pypdfium2, Apache-2.0/BSD)'
+    )
+
+
+# --------------------------------------------------------------------------- renderers
+
+
+class _Backend(Protocol):
+    renderer: str
+
+    def page_count(self) -> int: ...
+    def was_repaired(self) -> bool: ...
+    def has_content(self, index: int) -> bool: ...
+    def size_points(self, index: int) -> tuple[float, float]: ...
+    def text(self, index: int) -> str: ...
+    def render_png(self, index: int, dpi: float, dest: Path) -> tuple[int, int]: ...
+    def close(self) -> None: ...
+
+
+class _MuPDF:
+    renderer = "pymupdf"
+
+    def __init__(self, doc: Any) -> None:
+        self.doc = doc
+
+    def page_count(self) -> int:
+        return int(self.doc.page_count)
+
+    def was_repaired(self) -> bool:
+        return bool(self.doc.is_repaired)
+
+    def has_content(self, index: int) -> bool:
+        page = self.doc.load_page(index)
+        return bool(page.read_contents().strip()) or page.first_annot is not None
+
+    def size_points(self, index: int) -> tuple[float, float]:
+        rect = self.doc.load_page(index).rect
+        return float(rect.width), float(rect.height)
+
+    def text(self, index: int) -> str:
+        pymupdf = require("pymupdf", "pdf")
+        # Expand ligatures (so "ﬁ" is searchable as "fi") and join words hyphenated at line ends.
+        flags = (pymupdf.TEXTFLAGS_BLOCKS & ~pymupdf.TEXT_PRESERVE_LIGATURES) | pymupdf.TEXT_DEHYPHENATE
+        blocks = self.doc.load_page(index).get_text("blocks", flags=flags)
+        return "\n\n".join(normalize_text(b[4]) for b in blocks if b[6] == 0 and b[4].strip())
+
+    def render_png(self, index: int, dpi: float, dest: Path) -> tuple[int, int]:
+        pix = self.doc.load_page(index).get_pixmap(dpi=dpi, alpha=False)
+        png = pix.tobytes("png")
+        atomic_write(dest, lambda f: f.write(png))
+        return int(pix.width), int(pix.height)
+
+    def close(self) -> None:
+        self.doc.close()
+
+
+class _Pdfium:
+    renderer = "pdfium"
+
+    def __init__(self, doc: Any) -> None:
+        self.doc = doc
+        self.raw = require("pypdfium2.raw", "pdfium")
+
+    def page_count(self) -> int:
+        return len(self.doc)
+
+    def was_repaired(self) -> bool:
+        return not self.raw.FPDF_DocumentHasValidCrossReferenceTable(self.doc.raw)
+
+    def has_content(self, index: int) -> bool:
+        page = self.doc[index]
+        try:
+            return bool(self.raw.FPDFPage_CountObjects(page.raw) or self.raw.FPDFPage_GetAnnotCount(page.raw))
+        finally:
+            page.close()
+
+    def size_points(self, index: int) -> tuple[float, float]:
+        page = self.doc[index]
+        try:
+            w, h = page.get_size()
+            return float(w), float(h)
+        finally:
+            page.close()
+
+    def text(self, index: int) -> str:
+        page = self.doc[index]
+        try:
+            textpage = page.get_textpage()
+            try:
+                return normalize_text(textpage.get_text_bounded())
+            finally:
+                textpage.close()
+        finally:
+            page.close()
+
+    def render_png(self, index: int, dpi: float, dest: Path) -> tuple[int, int]:
+        page = self.doc[index]
+        try:
+            # pypdfium2 sizes the bitmap with ceil(points * scale): shave float noise so that
+            # 216 pt at 150 dpi gives 450 px (as MuPDF and render=False do), not 451.
+            bitmap = page.render(scale=dpi / 72.0 * (1 - 1e-7), draw_annots=True)
+            image = bitmap.to_pil().convert("RGB")
+            bitmap.close()
+        finally:
+            page.close()
+        atomic_write(dest, lambda f: image.save(f, format="PNG", compress_level=3))
+        return image.width, image.height
+
+    def close(self) -> None:
+        self.doc.close()
+
+
+def _open(name: Renderer, file_or_data: Path | bytes, source: str, password: str | None) -> _Backend:
+    with _LOCKS[name]:
+        backend: _Backend = (
+            _open_mupdf(file_or_data, source, password)
+            if name == "pymupdf"
+            else _open_pdfium(file_or_data, source, password)
+        )
+        try:
+            _check_document(backend, source)
+        except BaseException:
+            backend.close()
+            raise
+    return backend
+
+
+def _encrypted(source: str, password: str | None) -> EncryptedPDFError:
+    if password is None:
+        return EncryptedPDFError(source, "the PDF is encrypted; pass password= to open it")
+    return EncryptedPDFError(source, "the PDF is encrypted and the password is wrong")
+
+
+def _open_mupdf(file_or_data: Path | bytes, source: str, password: str | None) -> _MuPDF:
+    pymupdf = require("pymupdf", "pdf")
+    try:
+        if isinstance(file_or_data, bytes):
+            doc = pymupdf.open(stream=file_or_data, filetype="pdf")
+        else:
+            doc = pymupdf.open(str(file_or_data), filetype="pdf")
+    except pymupdf.EmptyFileError as e:
+        raise EmptyDocumentError(source, "the file is empty") from e
+    except pymupdf.FileNotFoundError as e:
+        raise SourceNotFoundError(source, "no such file; check the path") from e
+    except (pymupdf.FileDataError, RuntimeError) as e:
+        raise CorruptPDFError(source, f"MuPDF cannot open it ({e}); the file is damaged") from e
+    if not doc.is_pdf:
+        doc.close()
+        raise NotAPDFError(source, "not a PDF (MuPDF reads it as another format); check the file")
+    if doc.needs_pass and (password is None or not doc.authenticate(password)):
+        doc.close()
+        raise _encrypted(source, password)
+    return _MuPDF(doc)
+
+
+def _open_pdfium(file_or_data: Path | bytes, source: str, password: str | None) -> _Pdfium:
+    pdfium = require("pypdfium2", "pdfium")
+    raw = require("pypdfium2.raw", "pdfium")
+    # PDFium's last-error code is global and some failures (an empty page tree) leave it untouched,
+    # so a stale code from an earlier document would be reported. Set it to "file error" first: a
+    # file we have already read (or bytes) cannot fail with that, so seeing it again means "no code".
+    raw.FPDF_LoadDocument(_NO_SUCH_FILE, None)
+    try:
+        doc = pdfium.PdfDocument(
+            file_or_data if isinstance(file_or_data, bytes) else str(file_or_data), password=password
+        )
+    except FileNotFoundError as e:
+        raise SourceNotFoundError(source, "no such file; check the path") from e
+    except pdfium.PdfiumError as e:
+        code = getattr(e, "err_code", None)
+        if code == raw.FPDF_ERR_PASSWORD:
+            raise _encrypted(source, password) from e
+        if code in (raw.FPDF_ERR_SUCCESS, raw.FPDF_ERR_FILE):  # no code: PDFium found no pages
+            raise EmptyDocumentError(source, "the PDF has no pages (or its page tree is unreadable)") from e
+        raise CorruptPDFError(
+            source, f"PDFium cannot open it ({e}); the file is damaged or truncated, download it again"
+        ) from e
+    return _Pdfium(doc)
+
+
+def _check_document(backend: _Backend, source: str) -> None:
+    """Whole-document checks that must pass before the first page is produced."""
+    n = backend.page_count()
+    if n == 0:
+        raise EmptyDocumentError(source, "the PDF has no pages")
+    if not backend.was_repaired():
+        return
+    blank = [i + 1 for i in range(n) if not backend.has_content(i)]
+    if len(blank) == n:
+        raise CorruptPDFError(
+            source,
+            f"the PDF is damaged (truncated?): {backend.renderer} repaired it into {n} blank page(s); "
+            "download it again",
+        )
+    if blank:
+        shown = ", ".join(map(str, blank[:10])) + (", ..." if len(blank) > 10 else "")
+        raise CorruptPDFError(
+            source,
+            f"the PDF is damaged (truncated?): after repair {len(blank)} of {n} pages are blank "
+            f"(pages {shown}); download it again",
+        )
+    warnings.warn(
+        f"{source} was damaged and repaired by {backend.renderer}; all {n} pages have content, "
+        "but check the result",
+        stacklevel=4,
+    )
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def _prepare(
+    backend: _Backend,
+    source: str,
+    content_hash: str,
+    *,
+    dpi: float,
+    image_dir: str | os.PathLike[str] | None,
+    render: bool,
+) -> Iterator[Page]:
+    try:
+        out_dir = staging_dir(image_dir) if render else None
+    except OSError as e:
+        backend.close()
+        raise DocumentLoadError(source, f"cannot create the image folder {image_dir}: {e}") from e
+    return _pages(backend, source, content_hash, dpi=dpi, out_dir=out_dir)
+
+
+def _pages(
+    backend: _Backend, source: str, content_hash: str, *, dpi: float, out_dir: Path | None
+) -> Iterator[Page]:
+    lock = _LOCKS["pymupdf" if backend.renderer == "pymupdf" else "pdfium"]
+    try:
+        with lock:
+            n = backend.page_count()
+        logger.debug("%s: %d pages with %s at %s dpi", source, n, backend.renderer, dpi)
+        for index in range(n):
+            number = index + 1
+            try:
+                with lock:
+                    text = backend.text(index)
+                    image: Path | None = None
+                    if out_dir is not None:
+                        image = out_dir / f"{page_id(content_hash, number)}.png"
+                        width, height = backend.render_png(index, dpi, image)
+                    else:
+                        w_pt, h_pt = backend.size_points(index)
+                        width, height = pixels_at_dpi(w_pt, dpi), pixels_at_dpi(h_pt, dpi)
+            except PagesightError:
+                raise
+            except Exception as e:
+                raise DocumentLoadError(
+                    source,
+                    f"{backend.renderer} failed on this page ({type(e).__name__}: {e}); "
+                    "a lower dpi= helps if the page is huge",
+                    page=number,
+                ) from e
+            if not text:
+                warnings.warn(
+                    f"{source} page {number} has no text layer; indexed as image only", stacklevel=2
+                )
+            yield Page(
+                source=source,
+                page=number,
+                text=text,
+                image=image,
+                width=width,
+                height=height,
+                content_hash=content_hash,
+            )
+    finally:
+        with lock:
+            backend.close()

@@ -1,0 +1,181 @@
+"""Answer: question -> retrieve pages -> generate a cited answer.
+
+Generators share one small protocol, :class:`Generator`: given the question and the retrieved
+pages, return the answer text with citations written as ``[<file> p.<N>]``. :func:`answer` parses
+those citations and matches them to the retrieved pages. The offline generator,
+:class:`ExtractiveGenerator`, quotes the sentences that best match the question; VLM and Ollama
+generators plug into the same slot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from pagesight.models.base import DenseTextEncoder
+from pagesight.retrieval.search import PageSearcher
+from pagesight.retrieval.store import Hit
+
+__all__ = [
+    "Answer",
+    "Citation",
+    "Generator",
+    "ExtractiveGenerator",
+    "answer",
+    "citation_label",
+    "parse_citations",
+]
+
+_CITATION = re.compile(r"\[([^\[\]]+?) p\.(\d+)\]")
+_SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n{2,}")
+
+
+def source_name(source: str) -> str:
+    """The file name of a path or URL (what citations show)."""
+    return source.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1] or source
+
+
+def citation_label(hit: Hit) -> str:
+    """``[<file> p.<N>]`` for a page."""
+    return f"[{source_name(hit.source)} p.{hit.page}]"
+
+
+def parse_citations(text: str) -> list[tuple[str, int]]:
+    """The ``(file, page)`` pairs cited in ``text``, in order of first appearance."""
+    seen: dict[tuple[str, int], None] = {}
+    for m in _CITATION.finditer(text):
+        seen[(m.group(1).strip(), int(m.group(2)))] = None
+    return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A page cited by an answer.
+
+    Attributes:
+        source: path or URL as indexed.
+        page: 1-based page number.
+        image: the page image in the store, if any.
+        score: the page's retrieval score.
+    """
+
+    source: str
+    page: int
+    image: str | None
+    score: float
+
+
+@dataclass(slots=True)
+class Answer:
+    """A generated answer with its evidence.
+
+    Attributes:
+        question: the question asked.
+        text: the answer, citing pages as ``[<file> p.<N>]``.
+        citations: the cited pages that match a retrieved page.
+        retrieved: every page retrieved for the question, best first.
+        unmatched_citations: citations in ``text`` that match no retrieved page (a generator
+            inventing sources); empty for the extractive generator.
+    """
+
+    question: str
+    text: str
+    citations: list[Citation]
+    retrieved: list[Hit]
+    unmatched_citations: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (what ``pagesight ask --json`` prints)."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "citations": [asdict(c) for c in self.citations],
+            "unmatched_citations": self.unmatched_citations,
+            "retrieved": [
+                {
+                    "source": h.source,
+                    "page": h.page,
+                    "score": h.score,
+                    "image": str(h.image) if h.image else None,
+                    "text": h.text,
+                }
+                for h in self.retrieved
+            ],
+        }
+
+
+class Generator(Protocol):
+    """Writes an answer from retrieved pages, citing them as ``[<file> p.<N>]``."""
+
+    def generate(self, question: str, pages: Sequence[Hit]) -> str: ...
+
+
+def _sentences(text: str) -> list[str]:
+    parts = (" ".join(s.split()) for s in _SENTENCE_END.split(text))
+    return [s for s in parts if 20 <= len(s) <= 600]
+
+
+class ExtractiveGenerator:
+    """Offline answers: quote the sentences of the retrieved pages that best match the question.
+
+    Sentences of the top ``pages`` pages are embedded with the same encoder as the store and ranked
+    by cosine similarity to the question (plus a small bonus for the page's own rank); the best
+    ``max_sentences`` are quoted, each followed by its page citation.
+
+    Args:
+        encoder: a text encoder (the store's).
+        max_sentences: sentences quoted.
+        pages: how many of the retrieved pages to read.
+    """
+
+    def __init__(self, encoder: DenseTextEncoder, *, max_sentences: int = 3, pages: int = 3) -> None:
+        self.encoder = encoder
+        self.max_sentences = max_sentences
+        self.pages = pages
+
+    def generate(self, question: str, pages: Sequence[Hit]) -> str:
+        candidates: list[tuple[str, Hit, int]] = []
+        for rank, hit in enumerate(pages[: self.pages]):
+            candidates += [(s, hit, rank) for s in _sentences(hit.text)]
+        if not candidates:
+            if pages:
+                return "The best matching pages have no text to quote; see " + ", ".join(
+                    citation_label(h) for h in pages[: self.pages]
+                )
+            return "No indexed page matches the question."
+        q = self.encoder.encode_queries([question])[0]
+        s = self.encoder.encode_documents([c[0] for c in candidates])
+        scores = s @ q - 0.02 * np.array([c[2] for c in candidates], dtype=np.float32)
+        best = np.argsort(-scores, kind="stable")[: self.max_sentences]
+        return "\n".join(f"“{candidates[i][0]}” {citation_label(candidates[i][1])}" for i in best)
+
+
+def answer(
+    question: str,
+    searcher: PageSearcher,
+    generator: Generator,
+    *,
+    k: int = 5,
+) -> Answer:
+    """Retrieve ``k`` pages for ``question`` and let ``generator`` answer from them.
+
+    Returns:
+        An :class:`Answer` whose ``citations`` are the cited pages found among the retrieved ones
+        and whose ``unmatched_citations`` lists any other citation the generator wrote.
+    """
+    retrieved = searcher.search(question, k=k)
+    text = generator.generate(question, retrieved)
+    by_label = {(source_name(h.source), h.page): h for h in retrieved}
+    citations: list[Citation] = []
+    unmatched: list[str] = []
+    for name, page in parse_citations(text):
+        hit = by_label.get((name, page))
+        if hit is None:
+            unmatched.append(f"[{name} p.{page}]")
+        else:
+            citations.append(Citation(hit.source, hit.page, str(hit.image) if hit.image else None, hit.score))
+    return Answer(question, text, citations, retrieved, unmatched)

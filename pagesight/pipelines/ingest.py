@@ -1,0 +1,223 @@
+"""Ingest: sources -> pages -> embeddings -> store.
+
+Each source (file or URL; folders are expanded into their files) is loaded, embedded and written
+as one unit: a source that fails leaves nothing in the store, and the others go on. Re-running
+skips sources whose bytes did not change (resumable).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from pagesight.documents import expand_sources, is_url, load_source
+from pagesight.documents.page import Page, sha256_file
+from pagesight.errors import PagesightError
+from pagesight.models.base import DenseTextEncoder
+from pagesight.retrieval.store import PageStore
+
+__all__ = ["SourceResult", "IngestReport", "ingest", "page_embedding_text"]
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["indexed", "unchanged", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceResult:
+    """What happened to one source.
+
+    Attributes:
+        source: the path or URL as given.
+        status: ``"indexed"``, ``"unchanged"`` (skipped: same bytes already stored) or ``"failed"``.
+        pages: pages written (or already stored, for ``"unchanged"``).
+        error: the reason, for ``"failed"``.
+        warnings: soft problems met while loading (pages without text layer, ...).
+    """
+
+    source: str
+    status: Status
+    pages: int = 0
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """The outcome of :func:`ingest`, one :class:`SourceResult` per source."""
+
+    results: list[SourceResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[SourceResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        """``True`` when no source failed."""
+        return not self.failed
+
+    @property
+    def pages_indexed(self) -> int:
+        return sum(r.pages for r in self.results if r.status == "indexed")
+
+    def summary(self) -> str:
+        """A few human-readable lines: counts, then each failure with its reason."""
+        n = {s: sum(r.status == s for r in self.results) for s in ("indexed", "unchanged", "failed")}
+        lines = [
+            f"{n['indexed']} source(s) indexed ({self.pages_indexed} pages), "
+            f"{n['unchanged']} unchanged, {n['failed']} failed"
+        ]
+        lines += [f"  FAILED {r.source}: {r.error}" for r in self.failed]
+        return "\n".join(lines)
+
+
+def page_embedding_text(page: Page) -> str:
+    """The text embedded for a page.
+
+    A page without a text layer is embedded by its title (``"<file name>, page N"``) so that it
+    stays findable by name instead of sharing the empty string's vector with every other
+    image-only page.
+    """
+    if page.text.strip():
+        return page.text
+    name = page.source.rstrip("/").rsplit("/", 1)[-1]
+    return f"{name}, page {page.page}"
+
+
+def _progress(total: int | None, desc: str, enabled: bool | None) -> Any:
+    from tqdm.auto import tqdm
+
+    disable = (not sys.stderr.isatty()) if enabled is None else not enabled
+    return tqdm(total=total, desc=desc, unit="page", disable=disable, leave=False)
+
+
+def _embed_pages(
+    pages: Iterable[Page], encoder: DenseTextEncoder, batch_size: int, bar: Any
+) -> tuple[list[Page], np.ndarray]:
+    """Consume the page stream, embedding in batches as pages arrive."""
+    kept: list[Page] = []
+    chunks: list[np.ndarray] = []
+    batch: list[Page] = []
+
+    def flush() -> None:
+        if batch:
+            chunks.append(encoder.encode_documents([page_embedding_text(p) for p in batch]))
+            kept.extend(batch)
+            bar.update(len(batch))
+            batch.clear()
+
+    for page in pages:
+        batch.append(page)
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    dims = encoder.info.dimensions
+    vectors = np.concatenate(chunks) if chunks else np.zeros((0, dims), dtype=np.float32)
+    return kept, vectors
+
+
+def _ingest_one(
+    source: str,
+    store: PageStore,
+    encoder: DenseTextEncoder,
+    *,
+    force: bool,
+    batch_size: int,
+    show_progress: bool | None,
+    loader_options: dict[str, Any],
+) -> SourceResult:
+    if not force and not is_url(source) and Path(source).is_file():
+        digest = sha256_file(source)
+        if store.source_hash(source) == digest:
+            pages = next((s.pages for s in store.sources() if s.source == source), 0)
+            return SourceResult(source, "unchanged", pages)
+    # Stage page images beside the store's image folder so the store can hard-link them in place.
+    store.image_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=store.image_dir.parent))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with _progress(None, Path(source).name or source, show_progress) as bar:
+                pages, vectors = _embed_pages(
+                    load_source(source, image_dir=staging, **loader_options), encoder, batch_size, bar
+                )
+        notes = tuple(str(w.message) for w in caught)
+        for note in notes:
+            logger.warning(note)
+        if not pages:
+            return SourceResult(source, "failed", error="no pages were found")
+        store.add_source(pages, vectors, embedder=encoder.info)
+        return SourceResult(source, "indexed", len(pages), warnings=notes)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def ingest(
+    sources: Sequence[str | Path],
+    store: PageStore,
+    encoder: DenseTextEncoder,
+    *,
+    force: bool = False,
+    batch_size: int = 32,
+    show_progress: bool | None = None,
+    on_result: Callable[[SourceResult], None] | None = None,
+    **loader_options: Any,
+) -> IngestReport:
+    """Index ``sources`` (files, folders, URLs) into ``store``.
+
+    Args:
+        sources: paths, folders (expanded recursively to their PDFs and images) and http(s) URLs.
+        store: where pages go.
+        encoder: the page embedder; the store refuses one that differs from what it was built with.
+        force: re-index sources whose bytes did not change.
+        batch_size: pages per embedding call.
+        show_progress: progress bars; ``None`` shows them only on a terminal.
+        on_result: called after each source (the CLI prints from it).
+        **loader_options: passed to the loaders (``dpi``, ``renderer``, ``password``, ``render``, ...).
+
+    Returns:
+        An :class:`IngestReport`. Failures are reported, not raised: a failing source leaves
+        nothing of itself in the store and the other sources are still indexed. Errors that
+        concern the whole store (:class:`~pagesight.errors.StoreMismatchError`) are raised.
+
+    Example:
+        >>> from pagesight.models import MatryoshkaEncoder
+        >>> from pagesight.retrieval.store import PageStore
+        >>> report = ingest(["examples/"], PageStore("store"), MatryoshkaEncoder())
+        >>> print(report.summary())  # doctest: +SKIP
+    """
+    from pagesight.errors import StoreMismatchError
+
+    report = IngestReport()
+    for source in expand_sources([str(s) for s in sources]):
+        try:
+            result = _ingest_one(
+                source,
+                store,
+                encoder,
+                force=force,
+                batch_size=batch_size,
+                show_progress=show_progress,
+                loader_options=loader_options,
+            )
+        except StoreMismatchError:
+            raise
+        except PagesightError as e:
+            result = SourceResult(source, "failed", error=str(e))
+        except Exception as e:  # an unexpected failure in one source must not stop the others
+            logger.exception("unexpected error while indexing %s", source)
+            result = SourceResult(source, "failed", error=f"{type(e).__name__}: {e}")
+        report.results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return report

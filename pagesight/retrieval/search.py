@@ -1,0 +1,109 @@
+"""Page search over a :class:`~pagesight.retrieval.store.PageStore`: dense, BM25 or both fused."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Literal
+
+from pagesight.errors import ConfigurationError
+from pagesight.models.base import DenseTextEncoder
+from pagesight.retrieval.store import Hit, PageStore
+
+__all__ = ["Mode", "PageSearcher"]
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["hybrid", "dense", "bm25"]
+
+
+class PageSearcher:
+    """Search a page store by meaning (dense vectors), by words (BM25) or by both fused.
+
+    Args:
+        store: the page store.
+        encoder: the embedder the store was built with (the store refuses another).
+        mode: ``"hybrid"`` (default), ``"dense"`` or ``"bm25"``.
+        alpha: weight of the dense scores in the fusion (``None``: the measured default of
+            :func:`pagesight.retrieval.hybrid.fuse`).
+        candidates: how many hits each side contributes before fusion.
+
+    Example:
+        >>> searcher = PageSearcher(PageStore("store"), MatryoshkaEncoder())  # doctest: +SKIP
+        >>> [(h.source, h.page, round(h.score, 3)) for h in searcher.search("install", k=3)]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: PageStore,
+        encoder: DenseTextEncoder | None,
+        *,
+        mode: Mode = "hybrid",
+        alpha: float | None = None,
+        candidates: int = 50,
+    ) -> None:
+        if mode not in ("hybrid", "dense", "bm25"):
+            raise ConfigurationError(f"`mode` must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
+        if mode != "bm25" and encoder is None:
+            raise ConfigurationError(f"mode {mode!r} needs an encoder")
+        if candidates < 1:
+            raise ConfigurationError(f"`candidates` must be at least 1, got {candidates}")
+        self.store = store
+        self.encoder = encoder
+        self.mode: Mode = mode
+        self.alpha = alpha
+        self.candidates = candidates
+        self._bm25: object | None = None
+        self._lock = threading.Lock()
+
+    def _bm25_index(self):  # type: ignore[no-untyped-def]
+        from pagesight.retrieval.hybrid import BM25Index
+
+        with self._lock:
+            if self._bm25 is None:
+                pages = self.store.pages()
+                self._bm25 = BM25Index.build([p.id for p in pages], [p.text for p in pages])
+            return self._bm25
+
+    def refresh(self) -> None:
+        """Forget the cached BM25 index (call after writing to the store)."""
+        with self._lock:
+            self._bm25 = None
+
+    def search(self, query: str, k: int = 10) -> list[Hit]:
+        """Return the ``k`` best pages for ``query``, best first; ``score`` is the mode's score."""
+        if k < 1:
+            return []
+        n = max(self.candidates, k)
+        dense: list[tuple[str, float]] = []
+        dense_hits: dict[str, Hit] = {}
+        if self.mode != "bm25":
+            assert self.encoder is not None
+            qvec = self.encoder.encode_queries([query])[0]
+            for hit in self.store.search(qvec, n, embedder=self.encoder.info):
+                dense.append((hit.id, hit.score))
+                dense_hits[hit.id] = hit
+            if self.mode == "dense":
+                return list(dense_hits.values())[:k]
+        sparse = self._bm25_index().search(query, n)
+        if self.mode == "bm25":
+            ranked = sparse[:k]
+        else:
+            from pagesight.retrieval.hybrid import fuse
+
+            kwargs = {} if self.alpha is None else {"alpha": self.alpha}
+            ranked = fuse(dense, sparse, k=k, **kwargs)
+        missing = [i for i, _ in ranked if i not in dense_hits]
+        fetched = {h.id: h for h in self.store.get(missing)} if missing else {}
+        out: list[Hit] = []
+        for pid, score in ranked:
+            hit = dense_hits.get(pid) or fetched.get(pid)
+            if hit is not None:
+                out.append(_with_score(hit, score))
+        return out
+
+
+def _with_score(hit: Hit, score: float) -> Hit:
+    from dataclasses import replace
+
+    return replace(hit, score=float(score))

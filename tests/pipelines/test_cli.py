@@ -1,0 +1,112 @@
+"""The CLI's contract forms, run in-process (and once through the installed entry point)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pagesight.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def indexed(tmp_path, corpus, capsys):
+    store = tmp_path / "store"
+    code, _, err = run(capsys, "index", str(corpus["garden"].parent), "--store", str(store), "-q")
+    assert code == 0, err
+    return store
+
+
+def test_index_reports_profile_and_summary_then_skips_unchanged(tmp_path, corpus, capsys):
+    store = tmp_path / "store"
+    code, _, err = run(capsys, "index", str(corpus["garden"].parent), "--store", str(store), "-q")
+    assert code == 0
+    assert "offline" in err and "2 source(s) indexed (5 pages)" in err
+    code, _, err = run(capsys, "index", str(corpus["garden"]), "--store", str(store), "-q")
+    assert code == 0 and "unchanged" in err and "0 source(s) indexed" in err
+
+
+def test_index_with_a_bad_source_exits_nonzero_and_keeps_the_good_ones(tmp_path, corpus, capsys):
+    bad = tmp_path / "error-page.pdf"
+    bad.write_text("<!doctype html><title>404</title>Not found")
+    store = tmp_path / "store"
+    code, _, err = run(capsys, "index", str(corpus["garden"]), str(bad), "--store", str(store), "-q")
+    assert code == 1
+    assert f"FAILED {bad}" in err and "PDF" in err
+    code, out, _ = run(capsys, "sources", "--store", str(store), "--json")
+    assert code == 0
+    assert json.loads(out) == [{"source": str(corpus["garden"]), "pages": 2}]
+
+
+def test_search_json_contract(indexed, corpus, capsys):
+    code, out, _ = run(capsys, "search", "static IP address configuration", "--store", str(indexed), "-k", "3", "--json")
+    assert code == 0
+    hits = json.loads(out)
+    assert len(hits) == 3
+    assert {"source", "page", "score", "text"} <= set(hits[0])
+    assert (hits[0]["source"], hits[0]["page"]) == (str(corpus["network"]), 1)
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+
+
+def test_ask_cites_the_answering_page(indexed, capsys):
+    code, out, _ = run(capsys, "ask", "Why should tomato plants be staked?", "--store", str(indexed), "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert "[garden.pdf p.1]" in result["answer"].splitlines()[0]
+    assert result["citations"][0]["page"] == 1
+
+
+def test_eval_json_has_the_four_metrics(indexed, corpus, tmp_path, capsys):
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(
+        "\n".join(
+            json.dumps(q)
+            for q in [
+                {"qid": "1", "query": "turning a compost heap", "relevant": ["garden.pdf#2"], "note": "x"},
+                {"qid": "2", "query": "nftables rule for ssh", "relevant": ["network.pdf#2"]},
+            ]
+        )
+    )
+    code, out, _ = run(capsys, "eval", "--store", str(indexed), "--queries", str(queries), "--json")
+    assert code == 0
+    metrics = json.loads(out)
+    assert set(metrics) == {"nDCG@5", "Recall@5", "Recall@10", "MRR@10"}
+    assert metrics["Recall@10"] == 1.0 and metrics["MRR@10"] == 1.0
+    code, out, _ = run(capsys, "eval", "--store", str(indexed), "--queries", str(queries), "--compare")
+    assert code == 0 and all(m in out for m in ("dense", "bm25", "hybrid"))
+
+
+def test_mismatched_embedder_is_refused_naming_both(indexed, corpus, capsys):
+    code, _, err = run(
+        capsys, "index", str(corpus["garden"]), "--store", str(indexed), "--dimensions", "64", "--force", "-q"
+    )
+    assert code == 1
+    assert "384" in err and "64" in err
+
+
+def test_missing_store_is_a_usage_error(tmp_path, capsys):
+    code, _, err = run(capsys, "search", "x", "--store", str(tmp_path / "none"))
+    assert code == 2 and "pagesight index" in err
+
+
+def test_delete_removes_a_source(indexed, corpus, capsys):
+    assert run(capsys, "delete", str(corpus["garden"]), "--store", str(indexed))[0] == 0
+    _, out, _ = run(capsys, "sources", "--store", str(indexed), "--json")
+    assert [s["source"] for s in json.loads(out)] == [str(corpus["network"])]
+
+
+def test_installed_entry_point_runs(tmp_path):
+    exe = shutil.which("pagesight", path=str(Path(sys.executable).parent))
+    assert exe, "the pagesight console script is not installed"
+    proc = subprocess.run([exe, "sources", "--store", str(tmp_path / "nothing")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "no store at" in proc.stderr
