@@ -25,11 +25,42 @@ import tempfile
 import time
 from pathlib import Path
 
-WORDS = (
-    "install configure package network kernel module driver printer storage backup security "
-    "firewall user group permission service daemon log rotate schedule update upgrade mirror "
-    "archive repository signature key certificate proxy cache database index query report"
-).split()
+WORDS = [
+    "install",
+    "configure",
+    "package",
+    "network",
+    "kernel",
+    "module",
+    "driver",
+    "printer",
+    "storage",
+    "backup",
+    "security",
+    "firewall",
+    "user",
+    "group",
+    "permission",
+    "service",
+    "daemon",
+    "log",
+    "rotate",
+    "schedule",
+    "update",
+    "upgrade",
+    "mirror",
+    "archive",
+    "repository",
+    "signature",
+    "key",
+    "certificate",
+    "proxy",
+    "cache",
+    "database",
+    "index",
+    "query",
+    "report",
+]
 
 
 def make_pdf(path: Path, pages: int) -> None:
@@ -79,8 +110,14 @@ def phase_ingest(pdf: Path, dpi: int, renderer: str | None) -> dict[str, float]:
             raise SystemExit(report.summary())
         n = report.pages_indexed
         stored = store.count()
-    return {"pages": n, "stored": stored, "seconds": dt, "pages_per_s": n / dt, "model_load_s": load_s,
-            "peak_rss_mb": peak_rss_mb()}
+    return {
+        "pages": n,
+        "stored": stored,
+        "seconds": dt,
+        "pages_per_s": n / dt,
+        "model_load_s": load_s,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_child(phase: str, pdf: Path, args: argparse.Namespace) -> dict[str, float]:
@@ -111,8 +148,10 @@ def main() -> None:
     print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}")
     print(f"PDF: {args.pages} generated pages, dpi {args.dpi}, renderer {args.renderer or 'default'}")
     print(f"render + text : {render['pages_per_s']:8.1f} pages/s   peak RSS {render['peak_rss_mb']:7.0f} MB")
-    print(f"offline ingest: {full['pages_per_s']:8.1f} pages/s   peak RSS {full['peak_rss_mb']:7.0f} MB"
-          f"   (model load {full['model_load_s']:.1f} s, excluded; {full['stored']} pages stored)")
+    print(
+        f"offline ingest: {full['pages_per_s']:8.1f} pages/s   peak RSS {full['peak_rss_mb']:7.0f} MB"
+        f"   (model load {full['model_load_s']:.1f} s, excluded; {full['stored']} pages stored)"
+    )
     print(f"ratio ingest/render: {full['pages_per_s'] / render['pages_per_s']:.3f}")
 
 

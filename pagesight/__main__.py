@@ -1,3 +1,5 @@
-from pagesight.cli import main
 import sys
+
+from pagesight.cli import main
+
 sys.exit(main())

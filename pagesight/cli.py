@@ -30,7 +30,8 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--store",
         default=os.environ.get("PAGESIGHT_STORE", DEFAULT_STORE),
-        help=f"store folder, or http://host:port of a Chroma server (default: $PAGESIGHT_STORE or {DEFAULT_STORE})",
+        help="store folder, or http://host:port of a Chroma server "
+        f"(default: $PAGESIGHT_STORE or {DEFAULT_STORE})",
     )
 
 
@@ -176,12 +177,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from pagesight.evaluation import evaluate, load_queries
     from pagesight.pipelines.answer import source_name
+    from pagesight.retrieval.search import Mode, PageSearcher
 
     queries = load_queries(args.queries)
-    modes = ["dense", "bm25", "hybrid"] if args.compare else [args.mode]
+    modes: list[Mode] = ["dense", "bm25", "hybrid"] if args.compare else [args.mode]
     store = _open_store(args.store, must_exist=True)
-    from pagesight.retrieval.search import PageSearcher
-
     encoder = _encoder_for_store(store, args.store)
     table: dict[str, dict[str, float]] = {}
     for mode in modes:
@@ -197,8 +197,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     print(f"{len(queries)} queries, store {args.store}")
     print(f"{'mode':<8} {'nDCG@5':>8} {'Recall@5':>9} {'Recall@10':>10} {'MRR@10':>8}")
-    for mode, m in table.items():
-        print(f"{mode:<8} {m['nDCG@5']:>8.4f} {m['Recall@5']:>9.4f} {m['Recall@10']:>10.4f} {m['MRR@10']:>8.4f}")
+    for name, m in table.items():
+        print(
+            f"{name:<8} {m['nDCG@5']:>8.4f} {m['Recall@5']:>9.4f} {m['Recall@10']:>10.4f} {m['MRR@10']:>8.4f}"
+        )
     return 0
 
 
@@ -250,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="retrieval metrics on a JSONL query file")
     _store_arg(p)
-    p.add_argument("--queries", required=True, type=Path, help='JSONL: {"qid", "query", "relevant": ["file#page"]}')
+    p.add_argument(
+        "--queries", required=True, type=Path, help='JSONL: {"qid", "query", "relevant": ["file#page"]}'
+    )
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     p.add_argument("--compare", action="store_true", help="evaluate dense, bm25 and hybrid")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -10,8 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pagesight.integrations.langchain.embeddings import MatryoshkaEmbeddings
-    from pagesight.integrations.llama_index.embeddings import MatryoshkaEmbedding
+    from pagesight.integrations.langchain.embeddings import MatryoshkaEmbeddings as MatryoshkaEmbeddings
+    from pagesight.integrations.llama_index.embeddings import MatryoshkaEmbedding as MatryoshkaEmbedding
 
 _LAZY: dict[str, tuple[str, str]] = {
     "MatryoshkaEmbeddings": ("pagesight.integrations.langchain.embeddings", "langchain"),
@@ -30,7 +30,7 @@ def __getattr__(name: str) -> Any:
     except ImportError as e:
         raise ImportError(
             f"{name} needs an optional dependency ({e.name or e}); "
-            f"install it with: pip install \"pagesight[{extra}]\""
+            f'install it with: pip install "pagesight[{extra}]"'
         ) from e
     return getattr(mod, name)
 

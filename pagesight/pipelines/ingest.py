@@ -139,8 +139,8 @@ def _ingest_one(
     if not force and not is_url(source) and Path(source).is_file():
         digest = sha256_file(source)
         if store.source_hash(source) == digest:
-            pages = next((s.pages for s in store.sources() if s.source == source), 0)
-            return SourceResult(source, "unchanged", pages)
+            stored = next((s.pages for s in store.sources() if s.source == source), 0)
+            return SourceResult(source, "unchanged", stored)
     # Stage page images beside the store's image folder so the store can hard-link them in place.
     store.image_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=store.image_dir.parent))

