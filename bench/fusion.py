@@ -26,6 +26,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         dense[q.qid] = [(keys[i], float(scores[i])) for i in order]
         sparse[q.qid] = index.search(q.query, k=args.depth)
 
+    Ranking = list[tuple[str, float]]
+
+    def weighted(fuser: Callable[..., Ranking], alpha: float, qid: str) -> Ranking:
+        return fuser(dense[qid], sparse[qid], alpha=alpha)
+
     def run_of(ranker: Callable[[str], list[tuple[str, float]]]) -> Metrics:
         return evaluate({q.qid: [d for d, _ in ranker(q.qid)] for q in queries}, queries)
 
@@ -160,24 +166,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(row("BM25 only", run_of(lambda qid: sparse[qid])))
     for tenth in range(1, 10):
         alpha = tenth / 10
-        print(
-            row(
-                f"weighted alpha={alpha:.1f}",
-                run_of(lambda qid, a=alpha: fuse(dense[qid], sparse[qid], alpha=a)),
-            )
-        )
+        print(row(f"weighted alpha={alpha:.1f}", run_of(partial(weighted, fuse, alpha))))
     print(row("RRF (k=60)", run_of(lambda qid: fuse(dense[qid], sparse[qid], method="rrf"))))
 
     print("\nmax normalization (score / list maximum), for comparison")
     print(header)
     for tenth in range(1, 10):
         alpha = tenth / 10
-        print(
-            row(
-                f"weighted alpha={alpha:.1f}",
-                run_of(lambda qid, a=alpha: fuse_max_normalized(dense[qid], sparse[qid], a)),
-            )
-        )
+        print(row(f"weighted alpha={alpha:.1f}", run_of(partial(weighted, fuse_max_normalized, alpha))))
     print(f"\n({time.perf_counter() - started:.1f} s)")
     return 0
 

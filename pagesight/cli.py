@@ -268,7 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)  # some libraries (bm25s) set their own loggers to DEBUG
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.verbose == 0:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar
     try:
         return int(args.func(args))
     except ConfigurationError as e:

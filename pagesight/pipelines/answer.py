@@ -114,44 +114,78 @@ class Generator(Protocol):
     def generate(self, question: str, pages: Sequence[Hit]) -> str: ...
 
 
-def _sentences(text: str) -> list[str]:
-    parts = (" ".join(s.split()) for s in _SENTENCE_END.split(text))
-    return [s for s in parts if 20 <= len(s) <= 600]
+def _passages(text: str) -> list[str]:
+    """Candidate quotes of a page: each sentence, and each pair of neighbours in one paragraph."""
+    out: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        parts = (" ".join(s.split()) for s in _SENTENCE_END.split(paragraph))
+        sentences = [s for s in parts if len(s) >= 40]
+        out += [s for s in sentences if len(s) <= 600]
+        out += [f"{a} {b}" for a, b in zip(sentences, sentences[1:], strict=False) if len(a) + len(b) <= 600]
+    return out
 
 
 class ExtractiveGenerator:
-    """Offline answers: quote the sentences of the retrieved pages that best match the question.
+    """Offline answers: quote the passages of the retrieved pages that best match the question.
 
-    Sentences of the top ``pages`` pages are embedded with the same encoder as the store and ranked
-    by cosine similarity to the question (plus a small bonus for the page's own rank); the best
-    ``max_sentences`` are quoted, each followed by its page citation.
+    Candidate passages (sentences and pairs of neighbouring sentences) of the top ``pages`` pages
+    are scored by cosine similarity to the question with the store's encoder, plus the share of
+    the question's words they contain (BM25's tokenizer: stemmed, stopwords dropped) and a small
+    bonus for the page's retrieval score. The best ``max_passages`` non-overlapping passages are
+    quoted, each followed by its page citation.
 
     Args:
         encoder: a text encoder (the store's).
-        max_sentences: sentences quoted.
+        max_passages: passages quoted at most.
         pages: how many of the retrieved pages to read.
+        lexical_weight: weight of the word-overlap share.
+        page_weight: weight of the page's normalized retrieval score.
     """
 
-    def __init__(self, encoder: DenseTextEncoder, *, max_sentences: int = 3, pages: int = 3) -> None:
+    def __init__(
+        self,
+        encoder: DenseTextEncoder,
+        *,
+        max_passages: int = 2,
+        pages: int = 3,
+        lexical_weight: float = 0.3,
+        page_weight: float = 0.3,
+    ) -> None:
         self.encoder = encoder
-        self.max_sentences = max_sentences
+        self.max_passages = max_passages
         self.pages = pages
+        self.lexical_weight = lexical_weight
+        self.page_weight = page_weight
 
     def generate(self, question: str, pages: Sequence[Hit]) -> str:
-        candidates: list[tuple[str, Hit, int]] = []
-        for rank, hit in enumerate(pages[: self.pages]):
-            candidates += [(s, hit, rank) for s in _sentences(hit.text)]
+        from pagesight.retrieval.hybrid import tokenize
+
+        top = list(pages[: self.pages])
+        candidates = [(text, hit) for hit in top for text in _passages(hit.text)]
         if not candidates:
-            if pages:
+            if top:
                 return "The best matching pages have no text to quote; see " + ", ".join(
-                    citation_label(h) for h in pages[: self.pages]
+                    citation_label(h) for h in top
                 )
             return "No indexed page matches the question."
         q = self.encoder.encode_queries([question])[0]
-        s = self.encoder.encode_documents([c[0] for c in candidates])
-        scores = s @ q - 0.02 * np.array([c[2] for c in candidates], dtype=np.float32)
-        best = np.argsort(-scores, kind="stable")[: self.max_sentences]
-        return "\n".join(f"“{candidates[i][0]}” {citation_label(candidates[i][1])}" for i in best)
+        dense = self.encoder.encode_documents([c[0] for c in candidates]) @ q
+        q_words = set(tokenize(question))
+        lexical = np.array(
+            [len(q_words & set(tokenize(c[0]))) / max(len(q_words), 1) for c in candidates], dtype=np.float32
+        )
+        best_page = max((h.score for h in top), default=0.0) or 1.0
+        page = np.array([c[1].score / best_page for c in candidates], dtype=np.float32)
+        scores = dense + self.lexical_weight * lexical + self.page_weight * page
+        chosen: list[tuple[str, Hit]] = []
+        for i in np.argsort(-scores, kind="stable"):
+            text, hit = candidates[i]
+            if any(text in c or c in text for c, h in chosen if h.id == hit.id):
+                continue
+            chosen.append((text, hit))
+            if len(chosen) == self.max_passages:
+                break
+        return "\n".join(f"“{text}” {citation_label(hit)}" for text, hit in chosen)
 
 
 def answer(

@@ -153,7 +153,7 @@ def _ingest_one(
                 )
         notes = tuple(str(w.message) for w in caught)
         for note in notes:
-            logger.warning(note)
+            logger.info(note)
         if not pages:
             return SourceResult(source, "failed", error="no pages were found")
         store.add_source(pages, vectors, embedder=encoder.info)
