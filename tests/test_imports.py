@@ -1,0 +1,76 @@
+"""The core imports without any extra; a missing extra names its pip install line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pagesight
+import pagesight.integrations
+
+BLOCKER = textwrap.dedent(
+    """
+    import importlib.abc, sys
+    HEAVY = {"torch", "transformers", "sentence_transformers", "langchain_core", "llama_index",
+             "chromadb", "pymupdf", "fitz", "pypdfium2", "ollama", "bm25s", "gradio"}
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in HEAVY:
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+    sys.meta_path.insert(0, Block())
+    """
+)
+
+
+def run_without_extras(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKER + textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_public_names():
+    assert pagesight.integrations.__all__ == ["MatryoshkaEmbedding", "MatryoshkaEmbeddings"]
+    assert set(pagesight.__all__) == {"Page", "PagesightError", "__version__"}
+
+
+def test_core_modules_import_with_only_the_core_installed():
+    proc = run_without_extras(
+        """
+        import pagesight, pagesight.integrations, pagesight.documents, pagesight.models, pagesight.errors
+        import pagesight.retrieval.store, pagesight.retrieval.search, pagesight.pipelines.ingest
+        import pagesight.pipelines.answer, pagesight.profiles, pagesight.cli
+        from pagesight.models import MatryoshkaEncoder
+        MatryoshkaEncoder("all-minilm-l6-v2", dimensions=64)   # constructors are cheap
+        pagesight.cli.build_parser()
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
+        print("HEAVY", heavy)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY []" in proc.stdout
+
+
+def test_missing_extras_name_the_pip_install_line():
+    proc = run_without_extras(
+        """
+        import pagesight.integrations
+        try:
+            pagesight.integrations.MatryoshkaEmbeddings
+        except ImportError as e:
+            print("LC", e)
+        try:
+            pagesight.integrations.MatryoshkaEmbedding
+        except ImportError as e:
+            print("LI", e)
+        from pagesight.retrieval.store import PageStore
+        try:
+            PageStore("somewhere").count()
+        except ImportError as e:
+            print("CH", e)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert 'LC' in proc.stdout and 'pip install "pagesight[langchain]"' in proc.stdout
+    assert 'pip install "pagesight[llamaindex]"' in proc.stdout
+    assert 'pip install "pagesight[chroma]"' in proc.stdout
