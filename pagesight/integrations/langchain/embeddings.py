@@ -8,6 +8,7 @@ from typing import Any, Literal
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from pagesight.integrations._encoder import matryoshka_encoder
 from pagesight.models.matryoshka import MatryoshkaEncoder
 
 __all__ = ["MatryoshkaEmbeddings"]
@@ -87,24 +88,7 @@ class MatryoshkaEmbeddings(BaseModel, Embeddings):
     _encoder: MatryoshkaEncoder = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
-        prefixes: dict[str, str] = {}
-        if self.query_prefix is not None:
-            prefixes["search_query"] = self.query_prefix
-        if self.document_prefix is not None:
-            prefixes["search_document"] = self.document_prefix
-        # Cheap: resolves the name and checks the options; the weights load on first use.
-        self._encoder = MatryoshkaEncoder(
-            self.model,
-            dimensions=self.dimensions,
-            backend=self.backend,
-            device=self.device,
-            batch_size=self.batch_size,
-            trust_remote_code=self.trust_remote_code,
-            prefixes=prefixes,
-            window_overlap=self.window_overlap,
-            ollama_host=self.base_url,
-            show_progress=self.show_progress,
-        )
+        self._encoder = matryoshka_encoder(self, batch_size=self.batch_size)
 
     @property
     def encoder(self) -> MatryoshkaEncoder:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import Field, PrivateAttr
 
+from pagesight.integrations._encoder import matryoshka_encoder
 from pagesight.models.matryoshka import MatryoshkaEncoder
 
 __all__ = ["MatryoshkaEmbedding"]
@@ -77,23 +78,7 @@ class MatryoshkaEmbedding(BaseEmbedding):
         kwargs.setdefault("embed_batch_size", kwargs.pop("batch_size", 32))
         kwargs["model"] = model
         super().__init__(**kwargs)
-        prefixes: dict[str, str] = {}
-        if self.query_prefix is not None:
-            prefixes["search_query"] = self.query_prefix
-        if self.document_prefix is not None:
-            prefixes["search_document"] = self.document_prefix
-        self._encoder = MatryoshkaEncoder(
-            self.model,
-            dimensions=self.dimensions,
-            backend=self.backend,
-            device=self.device,
-            batch_size=self.embed_batch_size,
-            trust_remote_code=self.trust_remote_code,
-            prefixes=prefixes,
-            window_overlap=self.window_overlap,
-            ollama_host=self.base_url,
-            show_progress=self.show_progress,
-        )
+        self._encoder = matryoshka_encoder(self, batch_size=self.embed_batch_size)
 
     @classmethod
     def class_name(cls) -> str:
