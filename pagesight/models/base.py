@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["EmbedderInfo", "DenseTextEncoder"]
+if TYPE_CHECKING:
+    from pagesight.documents.page import Page
+
+__all__ = ["EmbedderInfo", "DenseTextEncoder", "LateInteractionEncoder"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,4 +48,28 @@ class DenseTextEncoder(Protocol):
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Embed documents (pages): array of shape ``(len(texts), dimensions)``."""
+        ...
+
+
+@runtime_checkable
+class LateInteractionEncoder(Protocol):
+    """An encoder returning one L2-normalized vector per token (ColBERT / ColPali / ColEmbed style).
+
+    Every method returns one float32 array of shape ``(n_tokens, dim)`` per input, padding removed,
+    each row of unit length; scored against each other with MaxSim.
+    """
+
+    @property
+    def info(self) -> EmbedderInfo: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Token matrices of search queries."""
+        ...
+
+    def encode_documents(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Token matrices of text documents."""
+        ...
+
+    def encode_pages(self, pages: Sequence[Page]) -> list[np.ndarray]:
+        """Token matrices of pages: image, text or both, as the encoder's page policy says."""
         ...
