@@ -23,6 +23,7 @@ from pagesight.documents import expand_sources, is_url, load_source
 from pagesight.documents.page import Page, sha256_file
 from pagesight.errors import PagesightError
 from pagesight.models.base import DenseTextEncoder
+from pagesight.pipelines._prefetch import prefetch
 from pagesight.retrieval.store import PageStore
 
 __all__ = ["SourceResult", "IngestReport", "ingest", "page_embedding_text"]
@@ -148,9 +149,9 @@ def _ingest_one(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with _progress(None, Path(source).name or source, show_progress) as bar:
-                pages, vectors = _embed_pages(
-                    load_source(source, image_dir=staging, **loader_options), encoder, batch_size, bar
-                )
+                loaded = load_source(source, image_dir=staging, **loader_options)
+                # render the next pages while the current batch is embedded
+                pages, vectors = _embed_pages(prefetch(loaded, 2 * batch_size), encoder, batch_size, bar)
         notes = tuple(str(w.message) for w in caught)
         for note in notes:
             logger.info(note)
