@@ -36,18 +36,30 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _open_store(location: str, *, must_exist: bool) -> Any:
+    """Open the store at ``location``: a MultiVectorStore when it holds token vectors, else a PageStore."""
     from pagesight.retrieval.store import PageStore
 
-    if location.startswith(("http://", "https://")):
-        return PageStore(url=location)
-    if must_exist and not Path(location).is_dir():
+    is_url = location.startswith(("http://", "https://"))
+    if not is_url and must_exist and not Path(location).is_dir():
         raise ConfigurationError(
             f"no store at {location}; create one with: pagesight index SOURCES... --store {location}"
         )
-    return PageStore(location)
+    store = PageStore(url=location) if is_url else PageStore(location)
+    info = store.embedder
+    if info is not None and info.kind == "late-interaction":
+        return _multivector_store(location)
+    return store
 
 
-def _encoder_for_store(store: Any, location: str) -> Any:
+def _multivector_store(location: str, **options: Any) -> Any:
+    from pagesight.retrieval.multivector import MultiVectorStore
+
+    if location.startswith(("http://", "https://")):
+        return MultiVectorStore(url=location, **options)
+    return MultiVectorStore(location, **options)
+
+
+def _encoder_for_store(store: Any, location: str, args: argparse.Namespace) -> Any:
     from pagesight.profiles import encoder_for
 
     info = store.embedder
@@ -55,27 +67,44 @@ def _encoder_for_store(store: Any, location: str) -> Any:
         raise ConfigurationError(
             f"store {location} is empty; index documents first: pagesight index SOURCES... --store {location}"
         )
-    return encoder_for(info)
+    return encoder_for(info, trust_remote_code=getattr(args, "trust_remote_code", False))
 
 
 def _searcher(args: argparse.Namespace) -> Any:
     from pagesight.retrieval.search import PageSearcher
 
     store = _open_store(args.store, must_exist=True)
-    encoder = None if args.mode == "bm25" else _encoder_for_store(store, args.store)
-    return PageSearcher(store, encoder, mode=args.mode)
+    encoder = None if args.mode == "bm25" else _encoder_for_store(store, args.store, args)
+    return PageSearcher(store, encoder, mode=args.mode, exhaustive=getattr(args, "exhaustive", False))
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     from pagesight.models.matryoshka import MatryoshkaEncoder
     from pagesight.pipelines.ingest import SourceResult, ingest
-    from pagesight.profiles import resolve_profile
+    from pagesight.profiles import is_late_interaction_model, resolve_profile
 
     profile, why = resolve_profile(args.profile)
     model = args.model or profile.embedder
+    late = args.embedder == "late" or (args.embedder is None and is_late_interaction_model(model))
     _err(f"pagesight: {why} — {profile.description}" + (f"; model {model}" if args.model else ""))
-    encoder = MatryoshkaEncoder(model, dimensions=args.dimensions)
-    store = _open_store(args.store, must_exist=False)
+    if late:
+        from pagesight.models.colembed import ColEmbedEncoder
+
+        if args.dimensions is not None:
+            raise ConfigurationError("--dimensions applies to dense embedders, not late interaction")
+        encoder: Any = ColEmbedEncoder(model, trust_remote_code=args.trust_remote_code)
+        store: Any = _multivector_store(
+            args.store, storage=args.storage, pool_factor=args.pool_factor, summary=args.summary
+        )
+    else:
+        if args.storage or args.pool_factor or args.summary:
+            raise ConfigurationError(
+                "--storage, --pool-factor and --summary apply to late-interaction models"
+            )
+        encoder = MatryoshkaEncoder(
+            model, dimensions=args.dimensions, trust_remote_code=args.trust_remote_code
+        )
+        store = _open_store(args.store, must_exist=False)
 
     def show(r: SourceResult) -> None:
         if r.status == "failed":
@@ -182,10 +211,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     queries = load_queries(args.queries)
     modes: list[Mode] = ["dense", "bm25", "hybrid"] if args.compare else [args.mode]
     store = _open_store(args.store, must_exist=True)
-    encoder = _encoder_for_store(store, args.store)
+    encoder = _encoder_for_store(store, args.store, args)
     table: dict[str, dict[str, float]] = {}
     for mode in modes:
-        searcher = PageSearcher(store, encoder, mode=mode)
+        searcher = PageSearcher(store, encoder, mode=mode, exhaustive=args.exhaustive)
         run = {
             q.qid: [f"{source_name(h.source)}#{h.page}" for h in searcher.search(q.query, k=10)]
             for q in queries
@@ -204,6 +233,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trust_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow the model's own code from its repository (NVIDIA ColEmbed and Nomic models need it)",
+    )
+
+
+def _late_search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--exhaustive", action="store_true", help="late interaction: MaxSim over every page, not candidates"
+    )
+    _trust_arg(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pagesight import __version__
 
@@ -217,9 +261,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="index files, folders and URLs")
     p.add_argument("sources", nargs="+", help="PDFs, images, folders (recursive) or http(s) URLs")
     _store_arg(p)
-    p.add_argument("--profile", default=None, help="offline | ollama | auto (default: auto)")
+    p.add_argument("--profile", default=None, help="offline | offline-late | ollama | auto (default: auto)")
     p.add_argument("--model", default=None, help="embedder (alias, Hub id, local folder, ollama:NAME)")
+    p.add_argument(
+        "--embedder",
+        choices=["dense", "late"],
+        default=None,
+        help="kind of --model when pagesight cannot tell: one vector per page, or one per token (MaxSim)",
+    )
     p.add_argument("--dimensions", type=int, default=None, help="Matryoshka truncation (default: native)")
+    p.add_argument(
+        "--storage",
+        choices=["float16", "float32", "int8"],
+        default=None,
+        help="late interaction: token storage",
+    )
+    p.add_argument("--pool-factor", type=int, default=None, help="late interaction: pool tokens by 2-4")
+    p.add_argument(
+        "--summary", choices=["mean", "muvera"], default=None, help="late interaction: candidate vectors"
+    )
+    _trust_arg(p)
     p.add_argument("--dpi", type=int, default=96, help="page image resolution (default: 96)")
     p.add_argument("--renderer", choices=["pymupdf", "pdfium"], default=None, help="PDF renderer")
     p.add_argument("--password", default=None, help="password for encrypted PDFs")
@@ -237,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         _store_arg(p)
         p.add_argument("-k", type=int, default=5 if name == "ask" else 10, help="pages to retrieve")
         p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+        _late_search_args(p)
         p.add_argument("--json", action="store_true", help="print JSON")
         p.set_defaults(func=func)
 
@@ -257,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     p.add_argument("--compare", action="store_true", help="evaluate dense, bm25 and hybrid")
+    _late_search_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_eval)
     return parser

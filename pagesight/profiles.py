@@ -5,6 +5,7 @@
 | profile   | embedder                                   | retrieval        | generator  |
 |-----------|--------------------------------------------|------------------|------------|
 | offline   | all-MiniLM-L6-v2 shipped by a PyPI package | dense + BM25     | extractive |
+| offline-late | ``minilm-tokens``: all-MiniLM-L6-v2 token vectors | MaxSim + BM25 | extractive |
 | ollama    | Ollama ``nomic-embed-text`` (Nomic prefixes) | dense + BM25   | extractive |
 | auto      | ``offline`` until the GPU profile lands (a later release adds it) | | |
 """
@@ -14,10 +15,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pagesight.errors import ConfigurationError
-from pagesight.models.base import DenseTextEncoder, EmbedderInfo
+from pagesight.errors import ConfigurationError, PagesightError
+from pagesight.models.base import DenseTextEncoder, EmbedderInfo, LateInteractionEncoder
 
-__all__ = ["Profile", "PROFILES", "resolve_profile", "encoder_for"]
+__all__ = ["Profile", "PROFILES", "resolve_profile", "encoder_for", "is_late_interaction_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,14 @@ PROFILES: dict[str, Profile] = {
         hybrid=True,
         generator="extractive",
         description="all-MiniLM-L6-v2 (bundled, CPU) fused with BM25; extractive answers",
+    ),
+    "offline-late": Profile(
+        name="offline-late",
+        embedder="minilm-tokens",
+        hybrid=True,
+        generator="extractive",
+        description="all-MiniLM-L6-v2 token vectors (late interaction, MaxSim) fused with BM25; "
+        "extractive answers",
     ),
     "ollama": Profile(
         name="ollama",
@@ -83,16 +92,41 @@ def resolve_profile(name: str | None) -> tuple[Profile, str]:
         raise ConfigurationError(f"unknown profile {name!r}; choose one of: {known}") from None
 
 
-def encoder_for(info: EmbedderInfo) -> DenseTextEncoder:
+def is_late_interaction_model(model: str) -> bool:
+    """Whether ``model`` names a late-interaction (token-vector) model pagesight knows."""
+    from pagesight.models.registry import LATE_INTERACTION, resolve_late_interaction
+
+    key = model.strip().lower()
+    if key in LATE_INTERACTION:
+        return True
+    try:
+        return resolve_late_interaction(model).kind == "late-interaction"
+    except PagesightError:
+        return False
+
+
+def encoder_for(
+    info: EmbedderInfo, *, trust_remote_code: bool = False
+) -> DenseTextEncoder | LateInteractionEncoder:
     """Build the encoder a store was written with, from what the store recorded.
+
+    Args:
+        info: the embedder the store recorded.
+        trust_remote_code: allow the model's own code (NVIDIA ColEmbed models need it).
 
     Raises:
         ConfigurationError: when the store was written by a kind of embedder this version cannot load.
     """
+    if info.kind == "late-interaction":
+        from pagesight.models.colembed import ColEmbedEncoder
+
+        return ColEmbedEncoder(info.model, revision=info.revision, trust_remote_code=trust_remote_code)
     if info.kind != "dense-text":
         raise ConfigurationError(
             f"the store was built with {info.describe()}, a kind this version of pagesight cannot query"
         )
     from pagesight.models.matryoshka import MatryoshkaEncoder
 
-    return MatryoshkaEncoder(info.model, dimensions=info.dimensions, revision=info.revision)
+    return MatryoshkaEncoder(
+        info.model, dimensions=info.dimensions, revision=info.revision, trust_remote_code=trust_remote_code
+    )

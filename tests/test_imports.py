@@ -30,7 +30,14 @@ def run_without_extras(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_public_names():
-    assert pagesight.integrations.__all__ == ["MatryoshkaEmbedding", "MatryoshkaEmbeddings"]
+    assert pagesight.integrations.__all__ == [
+        "ColEmbedEmbedding",
+        "ColEmbedEmbeddings",
+        "LateInteractionNodeRetriever",
+        "LateInteractionRetriever",
+        "MatryoshkaEmbedding",
+        "MatryoshkaEmbeddings",
+    ]
     assert set(pagesight.__all__) == {"Page", "PagesightError", "__version__"}
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from pagesight.errors import ConfigurationError
 from pagesight.models.base import EmbedderInfo
-from pagesight.profiles import encoder_for, resolve_profile
+from pagesight.profiles import encoder_for, is_late_interaction_model, resolve_profile
 
 
 def test_auto_chooses_offline_and_says_so():
@@ -35,5 +35,20 @@ def test_encoder_for_rebuilds_a_local_folder_model_from_what_the_store_records(t
 
 
 def test_encoder_for_refuses_kinds_it_cannot_query():
-    with pytest.raises(ConfigurationError, match="late-interaction"):
-        encoder_for(EmbedderInfo("nvidia/x", "abc", 128, "late-interaction"))
+    with pytest.raises(ConfigurationError, match="reranker"):
+        encoder_for(EmbedderInfo("nvidia/x", "abc", 128, "reranker"))
+
+
+def test_encoder_for_rebuilds_a_late_interaction_encoder():
+    from pagesight.models.colembed import ColEmbedEncoder
+
+    original = ColEmbedEncoder("minilm-tokens")
+    rebuilt = encoder_for(original.info)
+    assert isinstance(rebuilt, ColEmbedEncoder) and rebuilt.info == original.info
+
+
+def test_late_interaction_models_are_recognised():
+    assert is_late_interaction_model("minilm-tokens")
+    assert is_late_interaction_model("nvidia/llama-nemoretriever-colembed-3b-v1")
+    assert not is_late_interaction_model("all-minilm-l6-v2")
+    assert not is_late_interaction_model("ollama:nomic-embed-text")

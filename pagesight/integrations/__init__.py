@@ -10,11 +10,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pagesight.integrations.langchain.colembed import ColEmbedEmbeddings as ColEmbedEmbeddings
     from pagesight.integrations.langchain.embeddings import MatryoshkaEmbeddings as MatryoshkaEmbeddings
+    from pagesight.integrations.langchain.retrievers import (
+        LateInteractionRetriever as LateInteractionRetriever,
+    )
+    from pagesight.integrations.llama_index.colembed import ColEmbedEmbedding as ColEmbedEmbedding
     from pagesight.integrations.llama_index.embeddings import MatryoshkaEmbedding as MatryoshkaEmbedding
+    from pagesight.integrations.llama_index.retrievers import (
+        LateInteractionNodeRetriever as LateInteractionNodeRetriever,
+    )
 
 _LAZY: dict[str, tuple[str, str]] = {
+    "ColEmbedEmbeddings": ("pagesight.integrations.langchain.colembed", "langchain"),
+    "LateInteractionRetriever": ("pagesight.integrations.langchain.retrievers", "langchain"),
     "MatryoshkaEmbeddings": ("pagesight.integrations.langchain.embeddings", "langchain"),
+    "ColEmbedEmbedding": ("pagesight.integrations.llama_index.colembed", "llamaindex"),
+    "LateInteractionNodeRetriever": ("pagesight.integrations.llama_index.retrievers", "llamaindex"),
     "MatryoshkaEmbedding": ("pagesight.integrations.llama_index.embeddings", "llamaindex"),
 }
 

@@ -1,10 +1,13 @@
-"""The one place where adapter fields become a :class:`MatryoshkaEncoder` (shared by both frameworks)."""
+"""Where adapter fields become encoders (shared by the LangChain and LlamaIndex adapters)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pagesight.models.matryoshka import MatryoshkaEncoder
+
+if TYPE_CHECKING:
+    from pagesight.models.colembed import ColEmbedEncoder
 
 
 def matryoshka_encoder(fields: Any, *, batch_size: int) -> MatryoshkaEncoder:
@@ -27,5 +30,23 @@ def matryoshka_encoder(fields: Any, *, batch_size: int) -> MatryoshkaEncoder:
         prefixes=prefixes,
         window_overlap=fields.window_overlap,
         ollama_host=fields.base_url,
+        show_progress=fields.show_progress,
+    )
+
+
+def colembed_encoder(fields: Any, *, batch_size: int) -> ColEmbedEncoder:
+    """Build the late-interaction encoder from an adapter's fields (cheap: no weights load)."""
+    from pagesight.models.colembed import ColEmbedEncoder
+
+    return ColEmbedEncoder(
+        fields.model,
+        backend=fields.backend,
+        device=fields.device,
+        dtype=fields.dtype,
+        batch_size=batch_size,
+        trust_remote_code=fields.trust_remote_code,
+        revision=fields.revision,
+        attn_implementation=fields.attn_implementation,
+        page_input=fields.page_input,
         show_progress=fields.show_progress,
     )

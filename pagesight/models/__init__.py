@@ -20,3 +20,21 @@ __all__ = [
     "resolve",
     "truncate_embeddings",
 ]
+
+# Late interaction, importable from here without joining ``__all__`` yet (tests pin ``__all__``).
+_LAZY = {
+    "ColEmbedEncoder": ("pagesight.models.colembed", "ColEmbedEncoder"),
+    "LateInteractionEncoder": ("pagesight.models.base", "LateInteractionEncoder"),
+    "LATE_INTERACTION": ("pagesight.models.registry", "LATE_INTERACTION"),
+    "resolve_late_interaction": ("pagesight.models.registry", "resolve_late_interaction"),
+    "run_batched": ("pagesight.models._colembed_batching", "run_batched"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,13 +31,15 @@ __all__ = [
     "resolve",
     "for_backend",
     "known_aliases",
+    "LATE_INTERACTION",
+    "resolve_late_interaction",
 ]
 
 logger = logging.getLogger(__name__)
 
 Task = Literal["search_query", "search_document", "clustering", "classification"]
 Truncation = Literal["nomic", "plain"]
-Backend = Literal["sentence-transformers", "ollama"]
+Backend = Literal["sentence-transformers", "ollama", "nvidia", "token-embeddings"]
 
 TASKS: tuple[str, ...] = ("search_query", "search_document", "clustering", "classification")
 """The task names a prefix table may hold (Nomic's ``task_type`` values)."""
@@ -372,3 +374,91 @@ def resolve(model: str) -> ModelSpec:
 
 def _aliases_text() -> str:
     return ", ".join(known_aliases())
+
+
+# -- late interaction (ColBERT / ColPali / NVIDIA ColEmbed): ColEmbedEncoder's table -------------------
+
+_NVIDIA_NC_V1 = "NVIDIA Non-Commercial License"
+_NVIDIA_NC_V2 = "NVIDIA Non-Commercial License Agreement"
+_CC_BY_NC = "CC-BY-NC-4.0"
+
+
+def _colembed(alias: str, revision: str, dimensions: int | None, license: str) -> ModelSpec:
+    return ModelSpec(
+        alias=alias,
+        kind="late-interaction",
+        hf_id=f"nvidia/{alias}",
+        revision=revision,
+        license=license,
+        dimensions=dimensions,
+        max_tokens=8192,
+        backend="nvidia",
+        commercial_use=False,
+        requires_remote_code=True,
+    )
+
+
+LATE_INTERACTION: Mapping[str, ModelSpec] = MappingProxyType(
+    {
+        "minilm-tokens": ModelSpec(
+            alias="minilm-tokens",
+            kind="late-interaction",
+            hf_id="sentence-transformers/all-MiniLM-L6-v2",
+            revision="c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
+            license="Apache-2.0",
+            dimensions=384,
+            max_tokens=256,
+            backend="token-embeddings",
+            commercial_use=True,
+            local_path=_minilm_path,
+        ),
+        # Token dims: the decoder's hidden size (no projection head), as MTEB's model metadata records.
+        # Licenses from the model cards; all five are for non-commercial / research use only.
+        "llama-nemoretriever-colembed-3b-v1": _colembed(
+            "llama-nemoretriever-colembed-3b-v1",
+            "50c36f4d5271c6851aa08bd26d69f6e7ca8b870c",
+            3072,
+            _NVIDIA_NC_V1,
+        ),
+        "llama-nemoretriever-colembed-1b-v1": _colembed(
+            "llama-nemoretriever-colembed-1b-v1",
+            "1f0fdea7f5b19532a750be109b19072d719b8177",
+            2048,
+            _NVIDIA_NC_V1,
+        ),
+        "llama-nemotron-colembed-vl-3b-v2": _colembed(
+            "llama-nemotron-colembed-vl-3b-v2",
+            "75f03c712cb3a252e062295f9a0966e5d95d6156",
+            3072,
+            _NVIDIA_NC_V2,
+        ),
+        "nemotron-colembed-vl-4b-v2": _colembed(
+            "nemotron-colembed-vl-4b-v2", "823b1625c15fe3da73fa094205e538a7a2301a2a", 2560, _CC_BY_NC
+        ),
+        "nemotron-colembed-vl-8b-v2": _colembed(
+            "nemotron-colembed-vl-8b-v2", "6cbe43579dda6237768fc373768ad372cc5cdfec", 4096, _CC_BY_NC
+        ),
+    }
+)
+"""Alias -> spec of the late-interaction models :class:`~pagesight.models.colembed.ColEmbedEncoder` knows.
+
+Kept apart from :data:`REGISTRY` (the dense text encoders' table) so each encoder resolves its own kind.
+"""
+
+
+def resolve_late_interaction(model: str) -> ModelSpec:
+    """Like :func:`resolve`, but aliases and Hub ids of :data:`LATE_INTERACTION` come first.
+
+    ``"minilm-tokens"`` (or its Hub id) -> the bundled all-MiniLM-L6-v2 read token by token; the
+    NVIDIA ColEmbed aliases (``"llama-nemoretriever-colembed-3b-v1"``) and their Hub ids
+    (``"nvidia/..."``) -> their pinned specs. Anything else (a folder, another Hub id) resolves
+    as :func:`resolve` does.
+    """
+    if isinstance(model, str):
+        key = model.strip().lower()
+        if key in LATE_INTERACTION:
+            return LATE_INTERACTION[key]
+        for spec in LATE_INTERACTION.values():
+            if spec.hf_id is not None and spec.hf_id.lower() == key:
+                return spec
+    return resolve(model)

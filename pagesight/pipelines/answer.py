@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
-from pagesight.models.base import DenseTextEncoder
+from pagesight.models.base import DenseTextEncoder, LateInteractionEncoder
 from pagesight.retrieval.search import PageSearcher
 from pagesight.retrieval.store import Hit
 
@@ -135,7 +135,8 @@ class ExtractiveGenerator:
     quoted, each followed by its page citation.
 
     Args:
-        encoder: a text encoder (the store's).
+        encoder: the store's encoder, dense or late interaction (then passages are scored by
+            MaxSim divided by the number of query tokens).
         max_passages: passages quoted at most.
         pages: how many of the retrieved pages to read.
         lexical_weight: weight of the word-overlap share.
@@ -144,7 +145,7 @@ class ExtractiveGenerator:
 
     def __init__(
         self,
-        encoder: DenseTextEncoder,
+        encoder: DenseTextEncoder | LateInteractionEncoder,
         *,
         max_passages: int = 2,
         pages: int = 3,
@@ -157,6 +158,17 @@ class ExtractiveGenerator:
         self.lexical_weight = lexical_weight
         self.page_weight = page_weight
 
+    def _similarity(self, question: str, texts: list[str]) -> np.ndarray:
+        """Cosine similarity (dense) or MaxSim per query token (late interaction), about -1..1."""
+        if self.encoder.info.kind == "late-interaction":
+            from pagesight.retrieval.maxsim import maxsim, pack
+
+            late = cast(LateInteractionEncoder, self.encoder)
+            q_tokens = late.encode_queries([question])[0]
+            return maxsim(q_tokens, pack(late.encode_documents(texts))) / max(len(q_tokens), 1)
+        dense = cast(DenseTextEncoder, self.encoder)
+        return np.asarray(dense.encode_documents(texts) @ dense.encode_queries([question])[0])
+
     def generate(self, question: str, pages: Sequence[Hit]) -> str:
         from pagesight.retrieval.hybrid import tokenize
 
@@ -168,8 +180,7 @@ class ExtractiveGenerator:
                     citation_label(h) for h in top
                 )
             return "No indexed page matches the question."
-        q = self.encoder.encode_queries([question])[0]
-        dense = self.encoder.encode_documents([c[0] for c in candidates]) @ q
+        dense = self._similarity(question, [c[0] for c in candidates])
         q_words = set(tokenize(question))
         lexical = np.array(
             [len(q_words & set(tokenize(c[0]))) / max(len(q_words), 1) for c in candidates], dtype=np.float32

@@ -15,18 +15,24 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Union, cast
 
 import numpy as np
 
 from pagesight.documents import expand_sources, is_url, load_source
 from pagesight.documents.page import Page, sha256_file
 from pagesight.errors import PagesightError
-from pagesight.models.base import DenseTextEncoder
+from pagesight.models.base import DenseTextEncoder, LateInteractionEncoder
 from pagesight.pipelines._prefetch import prefetch
 from pagesight.retrieval.store import PageStore
 
-__all__ = ["SourceResult", "IngestReport", "ingest", "page_embedding_text"]
+if TYPE_CHECKING:
+    from pagesight.retrieval.multivector import MultiVectorStore
+
+Encoder = DenseTextEncoder | LateInteractionEncoder
+Store = Union[PageStore, "MultiVectorStore"]
+
+__all__ = ["SourceResult", "IngestReport", "ingest", "is_late_interaction", "page_embedding_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,17 +108,31 @@ def _progress(total: int | None, desc: str, enabled: bool | None) -> Any:
     return tqdm(total=total, desc=desc, unit="page", disable=disable, leave=False)
 
 
+def is_late_interaction(encoder: Encoder) -> bool:
+    """Whether ``encoder`` returns token matrices (late interaction) rather than one vector per text."""
+    return encoder.info.kind == "late-interaction"
+
+
 def _embed_pages(
-    pages: Iterable[Page], encoder: DenseTextEncoder, batch_size: int, bar: Any
-) -> tuple[list[Page], np.ndarray]:
-    """Consume the page stream, embedding in batches as pages arrive."""
+    pages: Iterable[Page], encoder: Encoder, batch_size: int, bar: Any
+) -> tuple[list[Page], np.ndarray | list[np.ndarray]]:
+    """Consume the page stream, embedding in batches as pages arrive.
+
+    Returns the pages and either one ``(n, d)`` array (dense) or one token matrix per page.
+    """
+    late = is_late_interaction(encoder)
     kept: list[Page] = []
     chunks: list[np.ndarray] = []
+    matrices: list[np.ndarray] = []
     batch: list[Page] = []
 
     def flush() -> None:
         if batch:
-            chunks.append(encoder.encode_documents([page_embedding_text(p) for p in batch]))
+            if late:
+                matrices.extend(cast(LateInteractionEncoder, encoder).encode_pages(batch))
+            else:
+                dense = cast(DenseTextEncoder, encoder)
+                chunks.append(dense.encode_documents([page_embedding_text(p) for p in batch]))
             kept.extend(batch)
             bar.update(len(batch))
             batch.clear()
@@ -122,6 +142,8 @@ def _embed_pages(
         if len(batch) >= batch_size:
             flush()
     flush()
+    if late:
+        return kept, matrices
     dims = encoder.info.dimensions
     vectors = np.concatenate(chunks) if chunks else np.zeros((0, dims), dtype=np.float32)
     return kept, vectors
@@ -129,8 +151,8 @@ def _embed_pages(
 
 def _ingest_one(
     source: str,
-    store: PageStore,
-    encoder: DenseTextEncoder,
+    store: Store,
+    encoder: Encoder,
     *,
     force: bool,
     batch_size: int,
@@ -157,7 +179,7 @@ def _ingest_one(
             logger.info(note)
         if not pages:
             return SourceResult(source, "failed", error="no pages were found")
-        store.add_source(pages, vectors, embedder=encoder.info)
+        store.add_source(pages, vectors, embedder=encoder.info)  # type: ignore[arg-type]
         return SourceResult(source, "indexed", len(pages), warnings=notes)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -165,8 +187,8 @@ def _ingest_one(
 
 def ingest(
     sources: Sequence[str | Path],
-    store: PageStore,
-    encoder: DenseTextEncoder,
+    store: Store,
+    encoder: Encoder,
     *,
     force: bool = False,
     batch_size: int = 32,
@@ -178,8 +200,10 @@ def ingest(
 
     Args:
         sources: paths, folders (expanded recursively to their PDFs and images) and http(s) URLs.
-        store: where pages go.
-        encoder: the page embedder; the store refuses one that differs from what it was built with.
+        store: where pages go: a :class:`PageStore` for a dense encoder, a
+            :class:`~pagesight.retrieval.multivector.MultiVectorStore` for a late-interaction one.
+        encoder: the page embedder (dense or late interaction); the store refuses one that differs
+            from what it was built with.
         force: re-index sources whose bytes did not change.
         batch_size: pages per embedding call.
         show_progress: progress bars; ``None`` shows them only on a terminal.
@@ -194,11 +218,23 @@ def ingest(
     Example:
         >>> from pagesight.models import MatryoshkaEncoder
         >>> from pagesight.retrieval.store import PageStore
+
+if TYPE_CHECKING:
+    from pagesight.retrieval.multivector import MultiVectorStore
+
+Encoder = DenseTextEncoder | LateInteractionEncoder
+Store = Union[PageStore, "MultiVectorStore"]
         >>> report = ingest(["examples/"], PageStore("store"), MatryoshkaEncoder())
         >>> print(report.summary())  # doctest: +SKIP
     """
-    from pagesight.errors import StoreMismatchError
+    from pagesight.errors import ConfigurationError, StoreMismatchError
 
+    if is_late_interaction(encoder) == isinstance(store, PageStore):
+        raise ConfigurationError(
+            f"{encoder.info.describe()} needs a "
+            + ("MultiVectorStore" if is_late_interaction(encoder) else "PageStore")
+            + f", got {type(store).__name__}"
+        )
     report = IngestReport()
     for source in expand_sources([str(s) for s in sources]):
         try:

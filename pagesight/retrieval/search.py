@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from pagesight.errors import ConfigurationError
-from pagesight.models.base import DenseTextEncoder
+from pagesight.models.base import DenseTextEncoder, LateInteractionEncoder
 from pagesight.retrieval.store import Hit, PageStore
 
 if TYPE_CHECKING:
     from pagesight.retrieval.hybrid import BM25Index
+    from pagesight.retrieval.multivector import MultiVectorStore
 
 __all__ = ["Mode", "PageSearcher"]
 
@@ -30,6 +31,12 @@ class PageSearcher:
         alpha: weight of the dense scores in the fusion (``None``: the measured default of
             :func:`pagesight.retrieval.hybrid.fuse`).
         candidates: how many hits each side contributes before fusion.
+        exhaustive: late interaction only: score every page with MaxSim instead of re-ranking
+            the summary-vector candidates.
+
+    With a late-interaction encoder and a :class:`~pagesight.retrieval.multivector.MultiVectorStore`,
+    the "dense" side is exact MaxSim over the store's candidates (``score`` is then the MaxSim
+    score in ``"dense"`` mode).
 
     Example:
         >>> searcher = PageSearcher(PageStore("store"), MatryoshkaEncoder())  # doctest: +SKIP
@@ -38,12 +45,13 @@ class PageSearcher:
 
     def __init__(
         self,
-        store: PageStore,
-        encoder: DenseTextEncoder | None,
+        store: PageStore | MultiVectorStore,
+        encoder: DenseTextEncoder | LateInteractionEncoder | None,
         *,
         mode: Mode = "hybrid",
         alpha: float | None = None,
         candidates: int = 50,
+        exhaustive: bool = False,
     ) -> None:
         if mode not in ("hybrid", "dense", "bm25"):
             raise ConfigurationError(f"`mode` must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
@@ -56,6 +64,7 @@ class PageSearcher:
         self.mode: Mode = mode
         self.alpha = alpha
         self.candidates = candidates
+        self.exhaustive = exhaustive
         self._bm25: BM25Index | None = None
         self._lock = threading.Lock()
 
@@ -67,6 +76,22 @@ class PageSearcher:
                 pages = self.store.pages()
                 self._bm25 = BM25Index.build([p.id for p in pages], [p.text for p in pages])
             return self._bm25
+
+    def _dense(self, query: str, n: int) -> list[Hit]:
+        encoder = self.encoder
+        if encoder is None:
+            raise ConfigurationError(f"mode {self.mode!r} needs an encoder")
+        if encoder.info.kind == "late-interaction":
+            from pagesight.retrieval.multivector import MultiVectorStore
+
+            if not isinstance(self.store, MultiVectorStore):
+                raise ConfigurationError("a late-interaction encoder searches a MultiVectorStore")
+            tokens = cast(LateInteractionEncoder, encoder).encode_queries([query])[0]
+            return self.store.search(
+                tokens, n, embedder=encoder.info, candidates=max(100, 2 * n), exhaustive=self.exhaustive
+            )
+        qvec = cast(DenseTextEncoder, encoder).encode_queries([query])[0]
+        return cast(PageStore, self.store).search(qvec, n, embedder=encoder.info)
 
     def refresh(self) -> None:
         """Forget the cached BM25 index (call after writing to the store)."""
@@ -81,9 +106,7 @@ class PageSearcher:
         dense: list[tuple[str, float]] = []
         dense_hits: dict[str, Hit] = {}
         if self.mode != "bm25":
-            assert self.encoder is not None
-            qvec = self.encoder.encode_queries([query])[0]
-            for hit in self.store.search(qvec, n, embedder=self.encoder.info):
+            for hit in self._dense(query, n):
                 dense.append((hit.id, hit.score))
                 dense_hits[hit.id] = hit
             if self.mode == "dense":

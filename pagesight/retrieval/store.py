@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +193,14 @@ class PageStore:
                     return None
                 return _decode_embedder(col.metadata)
 
-    def add_source(self, pages: Sequence[Page], embeddings: np.ndarray, *, embedder: EmbedderInfo) -> None:
+    def add_source(
+        self,
+        pages: Sequence[Page],
+        embeddings: np.ndarray,
+        *,
+        embedder: EmbedderInfo,
+        extra_metadata: Mapping[str, str | int | float | bool] | None = None,
+    ) -> None:
         """Write all pages of one source, or nothing.
 
         Everything is checked before anything is written. Page images are placed in the image
@@ -207,10 +214,15 @@ class PageStore:
             pages: the pages of one source, all with the same ``source`` and ``content_hash``.
             embeddings: float array of shape ``(len(pages), embedder.dimensions)``, all finite.
             embedder: the embedder that produced ``embeddings``.
+            extra_metadata: more ``pagesight:*`` keys the collection records beside the embedder
+                (what :class:`~pagesight.retrieval.multivector.MultiVectorStore` records of its
+                summary vectors). Written on the first write to an empty store; afterwards they
+                must equal what is recorded.
 
         Raises:
             InvalidVectorError: wrong shape or dtype, or a NaN/infinite value (names the page).
-            StoreMismatchError: the store holds pages written with another embedder.
+            StoreMismatchError: the store holds pages written with another embedder (or other
+                ``extra_metadata``).
             StoreError: inconsistent pages, a missing image file, or Chroma failed.
         """
         if not pages:
@@ -218,7 +230,7 @@ class PageStore:
         vectors = _check_pages_and_vectors(pages, embeddings, embedder)
         source, content_hash = pages[0].source, pages[0].content_hash
         with self._lock:
-            col = self._prepare_write(embedder)
+            col = self._prepare_write(embedder, dict(extra_metadata or {}))
             ids = [p.id for p in pages]
             existing = self._existing_ids(col, ids)
             placed: list[tuple[Path, Path, bool]] = []  # (staging file, store file, created)
@@ -359,6 +371,42 @@ class PageStore:
             logger.info("deleted %d pages of %s from %s", removed, source, self.location)
         return removed
 
+    def metadata(self) -> dict[str, Any]:
+        """Return the ``pagesight:*`` keys of the collection's metadata (embedder and extras)."""
+        with self._lock:
+            col = self._open()
+            with self._chroma("reading the collection"):
+                return {k: v for k, v in (col.metadata or {}).items() if k.startswith("pagesight:")}
+
+    def ids(self) -> list[str]:
+        """Return the ids of every stored page, sorted."""
+        return sorted(id_ for id_, _, _ in self._scan(None, include=[]))
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete the pages with these ids and their image files; unknown ids are ignored.
+
+        Returns:
+            How many pages were removed.
+        """
+        if not ids:
+            return 0
+        with self._lock:
+            col = self._open()
+            doomed: list[tuple[str, dict[str, Any]]] = []
+            unique = list(dict.fromkeys(ids))
+            step = self._batch_size()
+            for start in range(0, len(unique), step):
+                with self._chroma("reading pages"):
+                    res = col.get(ids=unique[start : start + step], include=["metadatas"])
+                doomed.extend(zip(res["ids"], res["metadatas"] or [{}] * len(res["ids"]), strict=True))
+            for start in range(0, len(doomed), step):
+                with self._chroma("deleting pages"):
+                    col.delete(ids=[id_ for id_, _ in doomed[start : start + step]])
+            for _, meta in doomed:
+                if meta and meta.get("image"):
+                    remove_image(self._image_dir / str(meta["image"]))
+        return len(doomed)
+
     def count(self) -> int:
         """Return the number of stored pages."""
         with self._lock:
@@ -424,12 +472,14 @@ class PageStore:
             )
         return col
 
-    def _prepare_write(self, embedder: EmbedderInfo) -> Any:
-        """Check ``embedder`` against the store and record it if the store is empty."""
+    def _prepare_write(self, embedder: EmbedderInfo, extra: dict[str, Any] | None = None) -> Any:
+        """Check ``embedder`` (and ``extra`` keys) against the store; record them if it is empty."""
+        extra = extra or {}
         col = self._open()
         with self._chroma("reading the collection"):
             count = col.count()
             recorded = _decode_embedder(col.metadata)
+            recorded_extra = {k: (col.metadata or {}).get(k) for k in extra}
             if count > 0:
                 if recorded is None:
                     raise StoreError(
@@ -437,16 +487,25 @@ class PageStore:
                         "that pagesight did not write. Use another collection name or --store folder."
                     )
                 self._check_embedder(recorded, embedder, "write")
+                if recorded_extra != extra:
+                    raise StoreMismatchError(
+                        f"store {self.location} records {recorded_extra}; refusing to write with {extra}. "
+                        "Use a new --store folder or the original settings."
+                    )
                 return col
-            if recorded == embedder:
+            if recorded == embedder and recorded_extra == extra:
                 return col
-            if recorded is not None:
+            if recorded is not None and recorded != embedder:
                 # Empty but fixed to another embedder (Chroma keeps a collection's dimension after the
                 # last record is deleted): start afresh.
                 self._client.delete_collection(self._collection_name)
                 col = self._collection = self._get_or_create(self._client)
-            meta = {k: v for k, v in (col.metadata or {}).items() if not k.startswith("hnsw:")}
-            col.modify(metadata={**meta, **_encode_embedder(embedder)})
+            meta = {
+                k: v
+                for k, v in (col.metadata or {}).items()
+                if not k.startswith("hnsw:") and not (extra and k.startswith("pagesight:"))
+            }
+            col.modify(metadata={**meta, **_encode_embedder(embedder), **extra})
         return col
 
     def _check_embedder(self, recorded: EmbedderInfo | None, given: EmbedderInfo, action: str) -> None:

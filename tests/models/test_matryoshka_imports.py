@@ -25,6 +25,7 @@ def test_integration_packages_export_the_adapters() -> None:
     from pagesight.integrations.langchain import __all__ as langchain_all
     from pagesight.integrations.llama_index import __all__ as llama_all
 
-    assert langchain_all == ["MatryoshkaEmbeddings"] and llama_all == ["MatryoshkaEmbedding"]
+    assert langchain_all == ["ColEmbedEmbeddings", "LateInteractionRetriever", "MatryoshkaEmbeddings"]
+    assert llama_all == ["ColEmbedEmbedding", "LateInteractionNodeRetriever", "MatryoshkaEmbedding"]
     assert MatryoshkaEmbeddings.__name__ == "MatryoshkaEmbeddings"
     assert MatryoshkaEmbedding.__name__ == "MatryoshkaEmbedding"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pagesight.integrations.langchain.colembed import ColEmbedEmbeddings
 from pagesight.integrations.langchain.embeddings import MatryoshkaEmbeddings
+from pagesight.integrations.langchain.retrievers import LateInteractionRetriever
 
-__all__ = ["MatryoshkaEmbeddings"]
+__all__ = ["ColEmbedEmbeddings", "LateInteractionRetriever", "MatryoshkaEmbeddings"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pagesight.integrations.llama_index.colembed import ColEmbedEmbedding
 from pagesight.integrations.llama_index.embeddings import MatryoshkaEmbedding
+from pagesight.integrations.llama_index.retrievers import LateInteractionNodeRetriever
 
-__all__ = ["MatryoshkaEmbedding"]
+__all__ = ["ColEmbedEmbedding", "LateInteractionNodeRetriever", "MatryoshkaEmbedding"]

@@ -1,0 +1,421 @@
+"""Late-interaction encoders: one L2-normalized vector per token, scored with MaxSim.
+
+:class:`ColEmbedEncoder` serves three kinds of model behind the
+:class:`~pagesight.models.base.LateInteractionEncoder` protocol:
+
+- ``"nvidia"``: NVIDIA's ColEmbed models (``llama-nemoretriever-colembed-3b-v1`` / ``-1b-v1``,
+  ``llama-nemotron-colembed-vl-3b-v2``, ``nemotron-colembed-vl-4b-v2`` / ``-8b-v2``) through their
+  own remote code: text queries, page images, and image+text pages;
+- ``"sentence-transformers"``: any ColBERT / ColPali model sentence-transformers'
+  ``MultiVectorEncoder`` loads (images where the model takes them);
+- ``"token-embeddings"``: the per-token vectors of any plain sentence-transformers model, text only;
+  ``"minilm-tokens"`` is the bundled all-MiniLM-L6-v2 read this way, the offline default.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from pagesight.errors import ConfigurationError, DocumentLoadError
+from pagesight.models._colembed_batching import run_batched
+from pagesight.models._colembed_common import ColEmbedBackend, ImageInput, check_dtype, open_image
+from pagesight.models.base import EmbedderInfo
+from pagesight.models.registry import ModelSpec, _read_json, _read_json_list, resolve_late_interaction
+
+if TYPE_CHECKING:
+    from pagesight.documents.page import Page
+
+__all__ = ["ColEmbedEncoder", "page_title"]
+
+logger = logging.getLogger(__name__)
+
+BackendName = Literal["auto", "nvidia", "sentence-transformers", "token-embeddings"]
+PageInput = Literal["auto", "image", "text", "image_text"]
+_BACKENDS = ("auto", "nvidia", "sentence-transformers", "token-embeddings")
+_PAGE_INPUTS = ("auto", "image", "text", "image_text")
+
+_WARNED_LICENSES: set[str] = set()
+_WARNED_LOCK = threading.Lock()
+
+
+def page_title(page: Page) -> str:
+    """What a page with no text is embedded as by text-only models: ``"<file name>, page N"``."""
+    name = page.source.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1] or page.source
+    return f"{name}, page {page.page}"
+
+
+def _pick_backend(spec: ModelSpec, backend: str) -> str:
+    if backend not in _BACKENDS:
+        raise ConfigurationError(f"`backend` must be one of {', '.join(_BACKENDS)}; got {backend!r}")
+    if spec.backend == "ollama":
+        raise ConfigurationError(
+            f"{spec.alias} is an Ollama model; Ollama serves one vector per text, not token vectors"
+        )
+    if backend != "auto":
+        return backend
+    if spec.kind == "late-interaction":
+        return spec.backend
+    if spec.kind == "dense-text" and spec.revision is not None:  # a listed plain sentence-transformers model
+        return "token-embeddings"
+    if spec.path is not None:
+        folder = Path(spec.path)
+        st_config = _read_json(folder / "config_sentence_transformers.json")
+        modules = " ".join(str(m.get("type", "")) for m in _read_json_list(folder / "modules.json"))
+        if st_config.get("model_type") == "MultiVectorEncoder" or "MultiVectorMask" in modules:
+            return "sentence-transformers"
+        if "auto_map" in _read_json(folder / "config.json") and not modules:
+            return "nvidia"
+        return "token-embeddings"
+    hf_id = (spec.hf_id or "").lower()
+    if hf_id.startswith("nvidia/") and "colembed" in hf_id:
+        return "nvidia"
+    return "sentence-transformers"
+
+
+class ColEmbedEncoder:
+    """Token-level (late-interaction) embeddings of queries, texts, images and pages.
+
+    Install: ``pip install "pagesight[offline]"`` for the bundled ``minilm-tokens``;
+    ``pip install "pagesight[gpu]"`` for the NVIDIA ColEmbed models (CUDA GPU; the v1 models and
+    ``llama-nemotron-colembed-vl-3b-v2`` need ``transformers==4.49.0``, the 4B/8B v2 models
+    ``transformers==5.0.0rc0``, as their model cards say) and ColBERT/ColPali models.
+
+    Instantiate::
+
+        from pagesight.models import ColEmbedEncoder
+
+        enc = ColEmbedEncoder()                                      # offline MiniLM token vectors, 384-d
+        enc = ColEmbedEncoder("llama-nemoretriever-colembed-3b-v1", trust_remote_code=True)
+        enc = ColEmbedEncoder("lightonai/GTE-ModernColBERT-v1")      # a MultiVectorEncoder (ColBERT)
+
+    Use::
+
+        q = enc.encode_queries(["where is the invoice total?"])      # [ (n_q, d) float32 ], unit rows
+        p = enc.encode_pages(pages)                                  # [ (n_tokens, d) ] per page
+        i = enc.encode_images(["page-1.png"])                        # [ (n_tokens, d) ]  (image models)
+        score = (q[0] @ p[0].T).max(axis=1).sum()                    # MaxSim
+
+    Every returned matrix is float32 ``(n_tokens, dimensions)``, padding removed, each row of unit
+    length. The constructor loads nothing; the weights come on first use, once, under a lock;
+    :meth:`load` loads them now.
+
+    Pages (``page_input``): ``"auto"`` embeds image and text together when the model takes both
+    and the page has text (NVIDIA ``forward_documents``), the image alone when the page has no
+    text or the model takes no image+text input, and the text for text-only models; ``"image"``,
+    ``"text"`` and ``"image_text"`` force one form. A page without an image (an HTML page,
+    ``render=False``) is embedded from its text, with a warning when an image form was asked for.
+    Text-only models embed a page with no text as its title, ``"<file name>, page N"``.
+
+    NVIDIA text documents: the remote code has no text-passage method, so text documents go through
+    ``forward_queries`` as in NVIDIA's own deployment; queries and documents differ for image pages.
+
+    Batching: ``batch_size`` inputs per forward pass; on CUDA out-of-memory the batch is halved and
+    retried (down to 1), and the smaller size is kept (:attr:`batch_size`).
+
+    Licenses: the NVIDIA ColEmbed models are for non-commercial / research use only (NVIDIA
+    Non-Commercial License; CC-BY-NC-4.0 for the 4B/8B v2 models); choosing one warns once.
+
+    Args:
+        model: ``"minilm-tokens"``, an NVIDIA ColEmbed alias or Hub id, another Hub id, or a local folder.
+        backend: ``"auto"`` (the model's own), ``"nvidia"``, ``"sentence-transformers"`` or
+            ``"token-embeddings"``.
+        device: torch device (``None``: CUDA when available, else CPU).
+        dtype: ``"bfloat16"``, ``"float16"`` or ``"float32"`` (``None``: bfloat16 on CUDA, float32 on CPU).
+        batch_size: inputs per forward pass to start with.
+        trust_remote_code: allow code from the model's repository (the NVIDIA models need it).
+        revision: Hub revision overriding the pinned one.
+        attn_implementation: attention kernel for the NVIDIA models (``None``: ``flash_attention_2``
+            when flash-attn imports, else ``sdpa``).
+        page_input: what of a page the model sees (see above).
+        show_progress: show a progress bar while encoding.
+
+    Raises:
+        ModelNotAvailableError: unknown model name.
+        ConfigurationError: an option out of range (the message names it).
+    """
+
+    def __init__(
+        self,
+        model: str = "minilm-tokens",
+        *,
+        backend: BackendName = "auto",
+        device: str | None = None,
+        dtype: str | None = None,
+        batch_size: int = 8,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        attn_implementation: str | None = None,
+        page_input: PageInput = "auto",
+        show_progress: bool = False,
+    ) -> None:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ConfigurationError(f"`batch_size` must be a positive integer, got {batch_size!r}")
+        if page_input not in _PAGE_INPUTS:
+            raise ConfigurationError(
+                f"`page_input` must be one of {', '.join(_PAGE_INPUTS)}; got {page_input!r}"
+            )
+        try:
+            check_dtype(dtype)
+        except ValueError as e:
+            raise ConfigurationError(str(e)) from None
+        spec = resolve_late_interaction(model)
+        self.model = model
+        self.spec = spec
+        self.backend_name = _pick_backend(spec, backend)
+        self.page_input: PageInput = page_input
+        self.show_progress = show_progress
+        self._batch_size = batch_size
+        self._backend = self._make_backend(
+            device=device,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            revision=revision,
+            attn_implementation=attn_implementation,
+        )
+        self._lock = threading.Lock()
+        self._loaded = False
+        if spec.commercial_use is False:
+            self._warn_license()
+
+    def _make_backend(
+        self,
+        *,
+        device: str | None,
+        dtype: str | None,
+        trust_remote_code: bool,
+        revision: str | None,
+        attn_implementation: str | None,
+    ) -> ColEmbedBackend:
+        if self.backend_name == "nvidia":
+            from pagesight.models._colembed_nvidia import NvidiaColEmbedBackend
+
+            return NvidiaColEmbedBackend(
+                self.spec,
+                device=device,
+                dtype=dtype,
+                trust_remote_code=trust_remote_code,
+                revision=revision,
+                attn_implementation=attn_implementation,
+            )
+        from pagesight.models._colembed_st import MultiVectorBackend, TokenEmbeddingsBackend
+
+        if self.backend_name == "token-embeddings":
+            return TokenEmbeddingsBackend(
+                self.spec, device=device, trust_remote_code=trust_remote_code, revision=revision
+            )
+        return MultiVectorBackend(
+            self.spec, device=device, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision
+        )
+
+    def _warn_license(self) -> None:
+        key = self.spec.hf_id or self.spec.alias
+        with _WARNED_LOCK:
+            if key in _WARNED_LICENSES:
+                return
+            _WARNED_LICENSES.add(key)
+        message = (
+            f"{key} is licensed for non-commercial / research use only ({self.spec.license}); "
+            "read its model card before using it in a product"
+        )
+        logger.warning(message)
+        warnings.warn(message, UserWarning, stacklevel=3)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def load(self) -> ColEmbedEncoder:
+        """Load the weights now instead of on first use.
+
+        Raises:
+            ModelNotAvailableError: the weights cannot be loaded; the message says what to do
+                (download them, or install the transformers version the remote code needs).
+            ConfigurationError: remote code is needed and ``trust_remote_code`` is not set.
+        """
+        if self._loaded:
+            return self
+        with self._lock:
+            if not self._loaded:
+                self._backend.load()
+                self._loaded = True
+        return self
+
+    @property
+    def batch_size(self) -> int:
+        """Inputs per forward pass (lowered after a CUDA out-of-memory error)."""
+        return self._batch_size
+
+    def _set_batch_size(self, size: int) -> None:
+        self._batch_size = size
+
+    @property
+    def dimensions(self) -> int:
+        """Length of each token vector (loads the model when the registry does not know it)."""
+        if self.spec.dimensions is not None:
+            return self.spec.dimensions
+        return self.load()._backend.dimensions
+
+    @property
+    def supports_images(self) -> bool:
+        """Whether the model embeds images (a sentence-transformers model is loaded to find out)."""
+        if self.backend_name == "token-embeddings":
+            return False
+        if self.backend_name == "nvidia" and not self._loaded:
+            return True
+        return self.load()._backend.supports_images
+
+    @property
+    def info(self) -> EmbedderInfo:
+        """What a store records: model id, pinned revision, token dimensions, ``"late-interaction"``."""
+        spec = self.spec
+        backend: Any = self._backend
+        if spec.path is not None:
+            model_id = str(Path(spec.path).resolve())
+        elif spec.hf_id is not None:
+            model_id = spec.hf_id
+        else:
+            model_id = spec.alias
+        revision = getattr(backend, "revision", None) if spec.hf_id else None
+        if self.backend_name == "token-embeddings":
+            revision = backend.model_revision()
+        return EmbedderInfo(
+            model=model_id, revision=revision, dimensions=self.dimensions, kind="late-interaction"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ColEmbedEncoder({self.model!r}, backend={self.backend_name!r}, page_input={self.page_input!r})"
+        )
+
+    # -- encoding ---------------------------------------------------------------------------------
+
+    def _run(self, fn: Any, items: Sequence[Any], desc: str) -> list[np.ndarray]:
+        if not items:
+            return []
+        self.load()
+        return run_batched(
+            lambda batch: fn(batch, self._batch_size),  # the size also bounds a backend's text windows
+            items,
+            self._batch_size,
+            on_resize=self._set_batch_size,
+            progress=self.show_progress,
+            desc=desc,
+        )
+
+    @staticmethod
+    def _texts(texts: Sequence[str]) -> list[str]:
+        if isinstance(texts, str):
+            raise TypeError("`texts` must be a list of strings, not a single string")
+        out = list(texts)
+        for text in out:
+            if not isinstance(text, str):
+                raise TypeError(f"`texts` must hold strings, got {type(text).__name__}")
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Token matrices of search queries: one float32 ``(n_tokens, dimensions)`` per text."""
+        return self._run(self._backend.encode_queries, self._texts(texts), "Encoding queries")
+
+    def encode_documents(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Token matrices of text documents (long texts are windowed, never cut)."""
+        return self._run(self._backend.encode_documents, self._texts(texts), "Encoding documents")
+
+    def encode_images(self, images: Sequence[ImageInput]) -> list[np.ndarray]:
+        """Token matrices of images (``PIL.Image.Image`` or file paths), one per image.
+
+        Raises:
+            ConfigurationError: the model is text-only (the message names it).
+            DocumentLoadError: a file is missing or not an image.
+        """
+        images = list(images)
+        if not images:
+            return []
+        if not self.supports_images:
+            raise ConfigurationError(f"{self.spec.alias} is a text-only model; it cannot embed images")
+
+        def embed(batch: list[ImageInput], size: int) -> list[np.ndarray]:
+            return self._backend.encode_images([open_image(i) for i in batch], size)
+
+        return self._run(embed, images, "Encoding images")
+
+    def encode_pages(self, pages: Sequence[Page]) -> list[np.ndarray]:
+        """Token matrices of pages: image, text or both, as ``page_input`` says (see the class doc)."""
+        pages = list(pages)
+        if not pages:
+            return []
+        self.load()
+        modes = [self._page_mode(page) for page in pages]
+        fallbacks = [p for p, m in zip(pages, modes, strict=True) if m == "text" and self._wanted_image(p)]
+        if fallbacks:
+            warnings.warn(
+                f"{len(fallbacks)} page(s) have no rendered image (e.g. {fallbacks[0].source} page "
+                f"{fallbacks[0].page}); embedded from their text instead",
+                UserWarning,
+                stacklevel=2,
+            )
+        out: list[np.ndarray | None] = [None] * len(pages)
+        for mode in ("text", "image", "image_text"):
+            index = [i for i, m in enumerate(modes) if m == mode]
+            if not index:
+                continue
+            group = [pages[i] for i in index]
+            if mode == "text":
+                matrices = self._run(
+                    self._backend.encode_documents,
+                    [p.text if p.text.strip() else page_title(p) for p in group],
+                    "Encoding pages",
+                )
+            elif mode == "image":
+                matrices = self._run(
+                    lambda batch, size: self._backend.encode_images([_page_image(p) for p in batch], size),
+                    group,
+                    "Encoding page images",
+                )
+            else:
+                matrices = self._run(
+                    lambda batch, size: self._backend.encode_image_texts(
+                        [(_page_image(p), p.text) for p in batch], size
+                    ),
+                    group,
+                    "Encoding pages",
+                )
+            for i, matrix in zip(index, matrices, strict=True):
+                out[i] = matrix
+        return [m for m in out if m is not None]
+
+    def _wanted_image(self, page: Page) -> bool:
+        return self.page_input in ("image", "image_text") and page.image is None
+
+    def _page_mode(self, page: Page) -> str:
+        policy = self.page_input
+        if policy == "text" or page.image is None:
+            return "text"
+        images = self._backend.supports_images
+        if not images:
+            if policy in ("image", "image_text"):
+                raise ConfigurationError(
+                    f"page_input={policy!r} needs a model that embeds images; {self.spec.alias} is text-only"
+                )
+            return "text"
+        has_text = bool(page.text.strip())
+        if policy == "image" or not has_text:
+            return "image"
+        if self._backend.supports_image_text:
+            return "image_text"
+        if policy == "image_text":
+            raise ConfigurationError(
+                f"page_input='image_text' needs a model that embeds an image and its text together; "
+                f"{self.spec.alias} does not (use 'image' or 'text')"
+            )
+        return "image"
+
+
+def _page_image(page: Page) -> Any:
+    if page.image is None:  # pragma: no cover - modes route such pages to text
+        raise DocumentLoadError(page.source, "the page has no rendered image", page=page.page)
+    return open_image(page.image, source=page.source, page=page.page)
