@@ -230,6 +230,12 @@ Store = Union[PageStore, "MultiVectorStore"]
     from pagesight.errors import ConfigurationError, StoreMismatchError
 
     if is_late_interaction(encoder) == isinstance(store, PageStore):
+        recorded = store.embedder
+        if recorded is not None:
+            raise StoreMismatchError(
+                f"store {store.location} was built with {recorded.describe()}; refusing to write with "
+                f"{encoder.info.describe()}. Use a new --store folder or index with the store's model."
+            )
         raise ConfigurationError(
             f"{encoder.info.describe()} needs a "
             + ("MultiVectorStore" if is_late_interaction(encoder) else "PageStore")

@@ -58,13 +58,16 @@ logger = logging.getLogger(__name__)
 
 StorageDtype = Literal["float32", "float16", "int8"]
 _STORAGE_DTYPES: tuple[str, ...] = ("float32", "float16", "int8")
-_CPU_BLOCK_TOKENS = 16384
-"""Default page tokens per product on the CPU. Measured on a 2-core x86 machine with 128-dim tokens and 32
-query tokens: 8k-16k rows keep a block, its float32 copy and the (Q, B) similarities in L2/L3 and reach
-~105 GFLOP/s (float32) and ~140 GFLOP/s (float16 storage: half the memory traffic); 64k rows fell to ~95
-and ~35 GFLOP/s, 256k rows to ~30."""
-_CPU_MAX_SIMS = 2**20
-"""On the CPU, blocks shrink so that (query tokens x block tokens) stays under this (4 MiB of float32)."""
+_CPU_BLOCK_TOKENS_ONE_THREAD = 8192
+_CPU_BLOCK_TOKENS_THREADED = 65536
+"""Default page tokens per product on the CPU, measured on a 2-core AMD EPYC (Zen 4), 128-dim tokens, 32
+query tokens. With one BLAS thread, 4k-8k rows (block, its float32 copy and the (Q, B) similarities in
+L2) ran fastest; 64k rows lost 20-50%. With several threads every product is a fork-join of the threads,
+and when other processes share the cores a descheduled thread stalls each join: 64k-row blocks were
+2-8x faster than 4k-16k there (in a quieter run, float32 at 64k rows was within ~10% of the best;
+float16 at 64k was not measured on idle cores)."""
+_CPU_MAX_SIMS = 2**21
+"""On the CPU, blocks shrink so that (query tokens x block tokens) stays under this (8 MiB of float32)."""
 _GPU_MAX_SIMS = 2**25
 """On a GPU, blocks grow to (query tokens x block tokens) = 2**25 similarities (128 MiB of float32):
 few, large kernels instead of many launches."""
@@ -279,8 +282,9 @@ def maxsim(
             ``"cuda"``/``"cuda:N"`` scores on that GPU in float16 (pages copied there for this call;
             use :func:`to_device` to keep them there).
         block_tokens: page tokens per matrix product; blocks hold whole pages, a page longer than
-            this is its own block. ``None``: 16384 on the CPU (fewer when many query tokens are
-            stacked: at most 2**20 similarities a block), 2**25 similarities a block on a GPU.
+            this is its own block. ``None``: on the CPU 8192 with one torch thread, 65536 with more
+            (fewer when many query tokens are stacked: at most 2**21 similarities a block); on a GPU
+            2**25 similarities a block.
 
     Returns:
         ``(n_docs,)`` float32: ``sum_q max_t q . t`` per page; 0 for a page without tokens.
@@ -336,8 +340,11 @@ def maxsim_batch(
         block = block_tokens or max(1, _GPU_MAX_SIMS // n_sims)
         scores = _scores_torch(stacked, q_starts, docs, block)
     elif _check_device(device) == "cpu":
-        block = block_tokens or max(1024, min(_CPU_BLOCK_TOKENS, _CPU_MAX_SIMS // n_sims))
-        scores = _scores_cpu(stacked, q_starts, docs, block, use_torch=_have_torch())
+        use_torch = _have_torch()
+        threads = _torch().get_num_threads() if use_torch else 2
+        base = _CPU_BLOCK_TOKENS_ONE_THREAD if threads == 1 else _CPU_BLOCK_TOKENS_THREADED
+        block = block_tokens or max(1024, min(base, _CPU_MAX_SIMS // n_sims))
+        scores = _scores_cpu(stacked, q_starts, docs, block, use_torch=use_torch)
     else:
         block = block_tokens or max(1, _GPU_MAX_SIMS // n_sims)
         scores = _scores_torch(stacked, q_starts, to_device(docs, str(device)), block)
@@ -501,30 +508,46 @@ def _scores_cpu(
     """CPU scores: ``(n_queries, n_docs)`` float32. ``queries`` is ``(Q, d)`` float32, ``q_starts`` where
     each query's tokens begin in it.
 
-    Per block of whole pages: ``sims = queries @ block.T`` (``(Q, B)``, float32; torch's product when
-    ``use_torch``, which also converts float16 storage several times faster than numpy), int8 columns
-    times their token scales, then ``np.maximum.reduceat`` over each page's columns (contiguous rows,
-    single-threaded, no per-block allocation beyond the result) and ``np.add.reduceat`` over each
-    query's rows.
+    Per block of whole pages: float16/int8 rows are converted into a reused float32 buffer, ``sims =
+    queries @ block.T`` is written into a reused ``(Q, B)`` buffer (torch's product when ``use_torch``:
+    torch also converts float16 several times faster than numpy), int8 columns are multiplied by their
+    token scales, then ``np.maximum.reduceat`` over each page's columns and ``np.add.reduceat`` over each
+    query's rows. Reusing the buffers matters: a fresh multi-megabyte array per block is fresh pages
+    for the kernel to fault in.
     """
+    n_q, d = queries.shape
     out = np.zeros((len(q_starts), len(docs)), dtype=np.float32)
+    blocks = list(_blocks(docs.offsets, block_tokens))
+    widest = max(int(docs.offsets[j] - docs.offsets[i]) for i, j in blocks)
+    sims_buf = np.empty(n_q * widest, dtype=np.float32)
+    convert = docs.tokens.dtype != np.float32
+    rows_buf = np.empty(widest * d if convert else 0, dtype=np.float32)
     if use_torch:
         torch = _torch()
-        q_t = torch.from_numpy(queries)
-        tokens_t = torch.from_numpy(docs.tokens)
-    for i, j in _blocks(docs.offsets, block_tokens):
+        q_t, tokens_t = torch.from_numpy(queries), torch.from_numpy(docs.tokens)
+        sims_t, rows_t = torch.from_numpy(sims_buf), torch.from_numpy(rows_buf)
+    for i, j in blocks:
         a, b, live, starts = _block_layout(docs.offsets, i, j)
-        if a == b:
+        n = b - a
+        if n == 0:
             continue
+        sims = sims_buf[: n_q * n].reshape(n_q, n)
         if use_torch:
             with torch.inference_mode():
-                sims = (q_t @ tokens_t[a:b].to(torch.float32).T).numpy()  # (Q, B)
+                block = tokens_t[a:b]
+                if convert:
+                    block = rows_t[: n * d].view(n, d).copy_(block)
+                torch.matmul(q_t, block.T, out=sims_t[: n_q * n].view(n_q, n))
         else:
-            sims = queries @ docs.tokens[a:b].astype(np.float32, copy=False).T
+            rows = docs.tokens[a:b]
+            if convert:
+                rows = rows_buf[: n * d].reshape(n, d)
+                np.copyto(rows, docs.tokens[a:b], casting="unsafe")
+            np.matmul(queries, rows.T, out=sims)
         if docs.scales is not None:
             sims *= docs.scales[a:b]
         best = np.maximum.reduceat(sims, starts, axis=1)  # (Q, live pages)
-        out[:, i + live] = np.add.reduceat(best, q_starts, axis=0)
+        out[:, i + live] = best.sum(axis=0) if len(q_starts) == 1 else np.add.reduceat(best, q_starts, axis=0)
     return out
 
 

@@ -116,3 +116,47 @@ def test_installed_entry_point_runs(tmp_path):
         [exe, "sources", "--store", str(tmp_path / "nothing")], capture_output=True, text=True
     )
     assert proc.returncode == 2 and "no store at" in proc.stderr
+
+
+def test_late_interaction_profile_indexes_searches_asks_and_evaluates(tmp_path, corpus, capsys):
+    store = str(tmp_path / "late")
+    code, _, err = run(
+        capsys,
+        "index",
+        str(corpus["garden"].parent),
+        "--store",
+        store,
+        "--profile",
+        "offline-late",
+        "--storage",
+        "int8",
+        "-q",
+    )
+    assert code == 0, err
+    assert "offline-late" in err and "2 source(s) indexed (5 pages)" in err
+    code, out, _ = run(capsys, "sources", "--store", store)
+    assert "late-interaction" in out
+    for extra in ([], ["--exhaustive"], ["--mode", "dense"]):
+        code, out, _ = run(
+            capsys, "search", "nftables rule to allow ssh", "--store", store, "-k", "2", "--json", *extra
+        )
+        hits = json.loads(out)
+        assert (Path(hits[0]["source"]).name, hits[0]["page"]) == ("network.pdf", 2), extra
+    code, out, _ = run(
+        capsys, "ask", "How often should the compost heap be turned?", "--store", store, "--json"
+    )
+    assert "[garden.pdf p.2]" in json.loads(out)["answer"].splitlines()[0]
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(json.dumps({"qid": "1", "query": "stake tomato plants", "relevant": ["garden.pdf#1"]}))
+    code, out, _ = run(capsys, "eval", "--store", store, "--queries", str(queries), "--json")
+    assert code == 0 and json.loads(out)["MRR@10"] == 1.0
+    # a dense model cannot write into the late-interaction store
+    code, _, err = run(capsys, "index", str(corpus["garden"]), "--store", store, "--force", "-q")
+    assert code == 1 and "late-interaction" in err
+
+
+def test_late_interaction_options_are_refused_for_dense_models(tmp_path, corpus, capsys):
+    code, _, err = run(
+        capsys, "index", str(corpus["garden"]), "--store", str(tmp_path / "s"), "--pool-factor", "2"
+    )
+    assert code == 2 and "late-interaction" in err
