@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from pagesight.errors import DocumentLoadError
+from pagesight.errors import DocumentLoadError, ModelNotAvailableError
+
+if TYPE_CHECKING:
+    from pagesight.models.registry import ModelSpec
 
 __all__ = ["ColEmbedBackend", "ImageInput", "normalize_rows", "open_image", "resolve_device", "torch_dtype"]
 
@@ -127,3 +130,12 @@ def check_dtype(dtype: str | None) -> None:
     """Raise ``ValueError`` for a dtype name :func:`torch_dtype` does not know."""
     if dtype is not None and dtype != "auto" and dtype not in _DTYPES:
         raise ValueError(f"`dtype` must be one of auto, {', '.join(sorted(set(_DTYPES)))}; got {dtype!r}")
+
+
+def model_source(spec: ModelSpec, revision: str | None) -> tuple[str, str | None]:
+    """``(local folder, None)`` or ``(Hub id, revision)`` to load ``spec`` from."""
+    if spec.path is not None:
+        return spec.path, None
+    if spec.hf_id is None:
+        raise ModelNotAvailableError(f"{spec.alias} has neither a local folder nor a Hugging Face id")
+    return spec.hf_id, revision

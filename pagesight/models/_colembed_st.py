@@ -18,7 +18,7 @@ import numpy as np
 
 from pagesight._deps import require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
-from pagesight.models._colembed_common import normalize_rows, resolve_device, torch_dtype
+from pagesight.models._colembed_common import model_source, normalize_rows, resolve_device, torch_dtype
 from pagesight.models._windows import pack_windows, spans_from_tokens, spans_from_words
 from pagesight.models.registry import ModelSpec
 
@@ -203,13 +203,7 @@ class MultiVectorBackend:
         self._lock = threading.Lock()
 
     def source(self) -> tuple[str, str | None]:
-        if self.spec.path is not None:
-            return self.spec.path, None
-        if self.spec.hf_id is None:
-            raise ModelNotAvailableError(
-                f"{self.spec.alias} has neither a local folder nor a Hugging Face id"
-            )
-        return self.spec.hf_id, self.revision
+        return model_source(self.spec, self.revision)
 
     def load(self) -> None:
         if self._model is not None:
