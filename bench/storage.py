@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     query_tokens = encode_cached(encoder, [q.query for q in queries], kind="queries")
     n_tokens = sum(len(m) for m in doc_tokens)
     print(
-        f"{len(pages)} pages of {args.corpus.name}/ ({n_tokens} MiniLM tokens, {n_tokens / len(pages):.0f} per page), {len(queries)} queries; "
+        f"{len(pages)} pages of {args.corpus.name}/ ({n_tokens} MiniLM tokens, "
+        f"{n_tokens / len(pages):.0f} per page), {len(queries)} queries; "
         f"encoded in {time.perf_counter() - start:.0f} s"
     )
     info = encoder.info

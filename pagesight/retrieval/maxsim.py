@@ -523,31 +523,73 @@ def _scores_cpu(
     convert = docs.tokens.dtype != np.float32
     rows_buf = np.empty(widest * d if convert else 0, dtype=np.float32)
     if use_torch:
-        torch = _torch()
-        q_t, tokens_t = torch.from_numpy(queries), torch.from_numpy(docs.tokens)
-        sims_t, rows_t = torch.from_numpy(sims_buf), torch.from_numpy(rows_buf)
+        return _scores_cpu_torch(queries, q_starts, docs, blocks, sims_buf, rows_buf, out)
     for i, j in blocks:
         a, b, live, starts = _block_layout(docs.offsets, i, j)
         n = b - a
         if n == 0:
             continue
         sims = sims_buf[: n_q * n].reshape(n_q, n)
-        if use_torch:
-            with torch.inference_mode():
-                block = tokens_t[a:b]
-                if convert:
-                    block = rows_t[: n * d].view(n, d).copy_(block)
-                torch.matmul(q_t, block.T, out=sims_t[: n_q * n].view(n_q, n))
-        else:
-            rows = docs.tokens[a:b]
-            if convert:
-                rows = rows_buf[: n * d].reshape(n, d)
-                np.copyto(rows, docs.tokens[a:b], casting="unsafe")
-            np.matmul(queries, rows.T, out=sims)
+        rows = docs.tokens[a:b]
+        if convert:
+            rows = rows_buf[: n * d].reshape(n, d)
+            np.copyto(rows, docs.tokens[a:b], casting="unsafe")
+        np.matmul(queries, rows.T, out=sims)
         if docs.scales is not None:
             sims *= docs.scales[a:b]
         best = np.maximum.reduceat(sims, starts, axis=1)  # (Q, live pages)
         out[:, i + live] = best.sum(axis=0) if len(q_starts) == 1 else np.add.reduceat(best, q_starts, axis=0)
+    return out
+
+
+def _scores_cpu_torch(
+    queries: np.ndarray,
+    q_starts: np.ndarray,
+    docs: PackedTokens,
+    blocks: list[tuple[int, int]],
+    sims_buf: np.ndarray,
+    rows_buf: np.ndarray,
+    out: np.ndarray,
+) -> np.ndarray:
+    """The torch CPU kernel of :func:`_scores_cpu`.
+
+    Token-major layout: ``sims = block @ queries.T`` is ``(tokens, Q)``, so each page's rows are
+    contiguous, and the per-page max is one multi-threaded ``scatter_reduce_("amax")`` keyed by the
+    token's page (measured 1.4x faster here than numpy's single-threaded ``reduceat`` over the
+    query-major layout).
+    """
+    torch = _torch()
+    n_q, d = queries.shape
+    convert = docs.tokens.dtype != np.float32
+    q_t, tokens_t = torch.from_numpy(queries), torch.from_numpy(docs.tokens)
+    sims_t, rows_t = torch.from_numpy(sims_buf), torch.from_numpy(rows_buf)
+    lengths = np.diff(docs.offsets)
+    page_of_token = torch.from_numpy(np.repeat(np.arange(len(docs), dtype=np.int64), lengths))
+    scales = torch.from_numpy(docs.scales) if docs.scales is not None else None
+    widest_pages = max(j - i for i, j in blocks)
+    best_t = torch.empty((widest_pages, n_q), dtype=torch.float32)
+    with torch.inference_mode():
+        for i, j in blocks:
+            a, b = int(docs.offsets[i]), int(docs.offsets[j])
+            n = b - a
+            if n == 0:
+                continue
+            block = tokens_t[a:b]
+            if convert:
+                block = rows_t[: n * d].view(n, d).copy_(block)
+            sims = sims_t[: n * n_q].view(n, n_q)
+            torch.matmul(block, q_t.T, out=sims)
+            if scales is not None:
+                sims.mul_(scales[a:b, None])
+            best = best_t[: j - i]
+            best.fill_(-torch.inf)
+            index = (page_of_token[a:b] - i)[:, None].expand(n, n_q)
+            best.scatter_reduce_(0, index, sims, "amax", include_self=True)
+            live = np.flatnonzero(lengths[i:j])
+            best_np = best.numpy()[live]  # (live pages, Q)
+            out[:, i + live] = (
+                best_np.sum(axis=1) if len(q_starts) == 1 else np.add.reduceat(best_np, q_starts, axis=1).T
+            )
     return out
 
 

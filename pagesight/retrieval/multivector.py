@@ -188,6 +188,7 @@ class MultiVectorStore:
         self._options: _Options | None = None
         self._muvera: Muvera | None = None
         self._last_report: ReconcileReport | None = None
+        self._recorded: EmbedderInfo | None = None  # embedder of the stored pages, once read
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -351,9 +352,7 @@ class MultiVectorStore:
 
         with self._lock:
             tokens = self._open()
-            if self._pages.count() == 0:
-                return []
-            self._check_embedder(embedder, "search")
+            self._check_embedder(embedder, "search")  # an empty store answers [] below
             summary_info = self._summary_info(embedder)
         if exhaustive:
             wanted = None
@@ -461,6 +460,7 @@ class MultiVectorStore:
             self._tokens = None
             self._options = None
             self._muvera = None
+            self._recorded = None
 
     def __enter__(self) -> MultiVectorStore:
         return self
@@ -483,8 +483,10 @@ class MultiVectorStore:
             recorded = self._pages.metadata()
             count = self._pages.count()
             if count > 0 and _SUMMARY_KEY not in recorded:
-                raise StoreError(
-                    f"store {self.location} holds {count} pages written by a dense PageStore, not "
+                dense = self._pages.embedder
+                raise StoreMismatchError(
+                    f"store {self.location} holds {count} pages written by a PageStore with "
+                    f"{dense.describe() if dense else 'an unknown embedder'} (one vector per page), not "
                     "late-interaction pages. Use another --store folder or collection."
                 )
             opts = self._resolve(recorded if count > 0 else {})
@@ -593,10 +595,16 @@ class MultiVectorStore:
     # -- embedder and summaries -------------------------------------------------------------------
 
     def _check_embedder(self, embedder: EmbedderInfo, action: str) -> None:
-        if self._pages.count() == 0:
-            return
-        recorded = _recorded_embedder(self._pages.metadata())
+        """Refuse another embedder than the stored pages'; the recorded one is read once per open."""
+        recorded = self._recorded
+        if recorded is None:
+            if self._pages.count() == 0:
+                return
+            recorded = self._recorded = _recorded_embedder(self._pages.metadata())
         if recorded is not None and recorded != embedder:
+            if self._pages.count() == 0:  # emptied since: any embedder may write
+                self._recorded = None
+                return
             raise StoreMismatchError(
                 f"store {self.location} was built with {recorded.describe()}; refusing to {action} with "
                 f"{embedder.describe()}. Use a new --store folder or re-index with the original model."

@@ -288,7 +288,10 @@ def test_refuses_a_dense_collection(tmp_path: Path, make_pages: MakePages) -> No
             np.ones((1, 4), np.float32),
             embedder=EmbedderInfo("d", None, 4, "dense-text"),
         )
-    with pytest.raises(StoreError, match="dense"), MultiVectorStore(tmp_path / "store") as store:
+    with (
+        pytest.raises(StoreMismatchError, match="d .dense-text, 4-d"),
+        MultiVectorStore(tmp_path / "store") as store,
+    ):
         store.count()
 
 
