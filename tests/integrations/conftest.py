@@ -35,3 +35,13 @@ def _ollama_server(minilm: MatryoshkaEncoder) -> Iterator[OllamaDouble]:
 def ollama_server(_ollama_server: OllamaDouble) -> Any:
     _ollama_server.clear()
     return _ollama_server
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny stand-in ColEmbed model (NVIDIA remote-code methods, random weights) saved to a folder."""
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "standin_colembed"))
+    from colembed_builders import build_standin
+
+    return build_standin(tmp_path_factory.mktemp("standin") / "model")

@@ -12,41 +12,10 @@ from pagesight.errors import PagesightError
 from pagesight.integrations import ColEmbedEmbedding
 from pagesight.retrieval.pooling import mean_summary
 
-STANDIN = Path(__file__).resolve().parents[1] / "models" / "standin_colembed"
-
 
 @pytest.fixture(scope="module")
 def embed_model() -> ColEmbedEmbedding:
     return ColEmbedEmbedding(device="cpu")
-
-
-def build_standin(folder: Path) -> Path:
-    """Save the tiny stand-in ColEmbed model (real remote-code loading path, random weights) to ``folder``."""
-    import importlib.util
-    import shutil
-
-    torch = pytest.importorskip("torch")
-    source = STANDIN / "modeling_standin_colembed.py"
-    spec = importlib.util.spec_from_file_location("standin_colembed_for_integrations", source)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.StandinColEmbedConfig()
-    config.auto_map = {
-        "AutoConfig": "modeling_standin_colembed.StandinColEmbedConfig",
-        "AutoModel": "modeling_standin_colembed.StandinColEmbedModel",
-    }
-    torch.manual_seed(0)
-    module.StandinColEmbedModel(config).save_pretrained(folder)
-    shutil.copy(source, folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not (STANDIN / "modeling_standin_colembed.py").is_file():
-        pytest.skip("no stand-in model code in tests/models/standin_colembed")
-    return build_standin(tmp_path_factory.mktemp("standin") / "model")
 
 
 def png(path: Path, colour: str = "white") -> Path:
