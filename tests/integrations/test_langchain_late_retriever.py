@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import late_store
 import numpy as np
 import pytest
 from langchain_core.documents import Document
@@ -41,22 +41,7 @@ SOURCE = "pages.pdf"
 
 def build_store(folder: Path, encoder: ColEmbedEncoder) -> MultiVectorStore:
     """A store of :data:`PAGES` (odd pages with a rendered image) written with ``encoder``'s tokens."""
-    from PIL import Image
-
-    staging = folder / "staging"
-    staging.mkdir(parents=True)
-    content_hash = hashlib.sha256(SOURCE.encode()).hexdigest()
-    pages = []
-    for number, text in enumerate(PAGES, start=1):
-        image = None
-        if number % 2:
-            image = staging / f"page-{number}.png"
-            Image.new("RGB", (20, 28), (number * 40, 90, 160)).save(image)
-        size = (20, 28) if image is not None else (0, 0)
-        pages.append(Page(SOURCE, number, text, image, *size, content_hash))
-    store = MultiVectorStore(folder / "store")
-    store.add_source(pages, encoder.encode_documents([p.text for p in pages]), embedder=encoder.info)
-    return store
+    return late_store.build_store(folder, encoder, SOURCE, PAGES)
 
 
 @pytest.fixture(scope="module")
