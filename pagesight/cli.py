@@ -67,32 +67,68 @@ def _encoder_for_store(store: Any, location: str, args: argparse.Namespace) -> A
         raise ConfigurationError(
             f"store {location} is empty; index documents first: pagesight index SOURCES... --store {location}"
         )
-    return encoder_for(info, trust_remote_code=getattr(args, "trust_remote_code", False))
+    return encoder_for(info, trust_remote_code=_trusted(args))
+
+
+def _query_profile(args: argparse.Namespace) -> Any:
+    """The profile named by a query command's --profile, or ``None`` (no auto choice at query time)."""
+    from pagesight.profiles import resolve_profile
+
+    name = getattr(args, "profile", None)
+    return resolve_profile(name)[0] if name else None
+
+
+def _trusted(args: argparse.Namespace) -> bool:
+    profile = _query_profile(args)
+    return bool(getattr(args, "trust_remote_code", False) or (profile and profile.trust_remote_code))
+
+
+def _reranker(args: argparse.Namespace) -> Any:
+    profile = _query_profile(args)
+    name = getattr(args, "reranker", None) or (profile.reranker if profile else None)
+    if not name or name == "none":
+        return None
+    from pagesight.models.rerank import Reranker
+
+    return Reranker(name, trust_remote_code=_trusted(args))
 
 
 def _searcher(args: argparse.Namespace) -> Any:
     from pagesight.retrieval.search import PageSearcher
 
+    mode = args.mode
     store = _open_store(args.store, must_exist=True)
-    encoder = None if args.mode == "bm25" else _encoder_for_store(store, args.store, args)
-    return PageSearcher(store, encoder, mode=args.mode, exhaustive=getattr(args, "exhaustive", False))
+    encoder = None if mode == "bm25" else _encoder_for_store(store, args.store, args)
+    return PageSearcher(
+        store,
+        encoder,
+        mode=mode,
+        exhaustive=getattr(args, "exhaustive", False),
+        reranker=_reranker(args),
+        rerank_candidates=args.rerank_candidates,
+    )
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     from pagesight.models.matryoshka import MatryoshkaEncoder
     from pagesight.pipelines.ingest import SourceResult, ingest
-    from pagesight.profiles import is_late_interaction_model, resolve_profile
+    from pagesight.profiles import is_dense_vl_model, is_late_interaction_model, resolve_profile
 
     profile, why = resolve_profile(args.profile)
     model = args.model or profile.embedder
-    late = args.embedder == "late" or (args.embedder is None and is_late_interaction_model(model))
+    trust = args.trust_remote_code or profile.trust_remote_code
+    kind = args.embedder
+    if kind is None:
+        kind = "late" if is_late_interaction_model(model) else "vl" if is_dense_vl_model(model) else "dense"
     _err(f"pagesight: {why} — {profile.description}" + (f"; model {model}" if args.model else ""))
-    if late:
+    if args.page_input != "auto" and kind == "dense":
+        raise ConfigurationError("--page-input applies to vision-language and late-interaction models")
+    if kind == "late":
         from pagesight.models.colembed import ColEmbedEncoder
 
         if args.dimensions is not None:
             raise ConfigurationError("--dimensions applies to dense embedders, not late interaction")
-        encoder: Any = ColEmbedEncoder(model, trust_remote_code=args.trust_remote_code)
+        encoder: Any = ColEmbedEncoder(model, trust_remote_code=trust, page_input=args.page_input)
         store: Any = _multivector_store(
             args.store, storage=args.storage, pool_factor=args.pool_factor, summary=args.summary
         )
@@ -101,9 +137,14 @@ def cmd_index(args: argparse.Namespace) -> int:
             raise ConfigurationError(
                 "--storage, --pool-factor and --summary apply to late-interaction models"
             )
-        encoder = MatryoshkaEncoder(
-            model, dimensions=args.dimensions, trust_remote_code=args.trust_remote_code
-        )
+        if kind == "vl":
+            from pagesight.models.vl import VLEncoder
+
+            encoder = VLEncoder(
+                model, dimensions=args.dimensions, trust_remote_code=trust, page_input=args.page_input
+            )
+        else:
+            encoder = MatryoshkaEncoder(model, dimensions=args.dimensions, trust_remote_code=trust)
         store = _open_store(args.store, must_exist=False)
 
     def show(r: SourceResult) -> None:
@@ -212,9 +253,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     modes: list[Mode] = ["dense", "bm25", "hybrid"] if args.compare else [args.mode]
     store = _open_store(args.store, must_exist=True)
     encoder = _encoder_for_store(store, args.store, args)
+    reranker = _reranker(args)
     table: dict[str, dict[str, float]] = {}
     for mode in modes:
-        searcher = PageSearcher(store, encoder, mode=mode, exhaustive=args.exhaustive)
+        searcher = PageSearcher(
+            store,
+            encoder,
+            mode=mode,
+            exhaustive=args.exhaustive,
+            reranker=reranker,
+            rerank_candidates=args.rerank_candidates,
+        )
         run = {
             q.qid: [f"{source_name(h.source)}#{h.page}" for h in searcher.search(q.query, k=10)]
             for q in queries
@@ -237,13 +286,26 @@ def _trust_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trust-remote-code",
         action="store_true",
-        help="allow the model's own code from its repository (NVIDIA ColEmbed and Nomic models need it)",
+        help="allow the model's own code from its repository (the NVIDIA and Nomic models need it)",
     )
 
 
 def _late_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--exhaustive", action="store_true", help="late interaction: MaxSim over every page, not candidates"
+    )
+    p.add_argument(
+        "--reranker",
+        default=None,
+        help="rerank the retrieved pages: llama-nemotron-rerank-vl-1b-v2 (page images, GPU), "
+        "ms-marco-minilm-l6-v2, nanoranker (bundled, CPU), a Hub id or folder; 'none' turns a "
+        "profile's reranker off",
+    )
+    p.add_argument(
+        "--rerank-candidates", type=int, default=20, help="pages the reranker re-scores (default: 20)"
+    )
+    p.add_argument(
+        "--profile", default=None, help="take the reranker and remote-code consent of a profile (e.g. gpu)"
     )
     _trust_arg(p)
 
@@ -261,13 +323,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="index files, folders and URLs")
     p.add_argument("sources", nargs="+", help="PDFs, images, folders (recursive) or http(s) URLs")
     _store_arg(p)
-    p.add_argument("--profile", default=None, help="offline | offline-late | ollama | auto (default: auto)")
+    p.add_argument(
+        "--profile", default=None, help="offline | offline-late | ollama | gpu | auto (default: auto)"
+    )
     p.add_argument("--model", default=None, help="embedder (alias, Hub id, local folder, ollama:NAME)")
     p.add_argument(
         "--embedder",
-        choices=["dense", "late"],
+        choices=["dense", "vl", "late"],
         default=None,
-        help="kind of --model when pagesight cannot tell: one vector per page, or one per token (MaxSim)",
+        help="kind of --model when pagesight cannot tell: one vector per page text (dense), per page "
+        "image and/or text (vl), or one per token (late, MaxSim)",
+    )
+    p.add_argument(
+        "--page-input",
+        choices=["auto", "image", "text", "image_text"],
+        default="auto",
+        help="vl and late models: what of a page is embedded (default: image+text when the page has text)",
     )
     p.add_argument("--dimensions", type=int, default=None, help="Matryoshka truncation (default: native)")
     p.add_argument(

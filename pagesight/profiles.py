@@ -2,12 +2,16 @@
 
 ``--profile`` (CLI) and ``profile=`` (Python) pick one; explicit options override it.
 
-| profile   | embedder                                   | retrieval        | generator  |
-|-----------|--------------------------------------------|------------------|------------|
-| offline   | all-MiniLM-L6-v2 shipped by a PyPI package | dense + BM25     | extractive |
-| offline-late | ``minilm-tokens``: all-MiniLM-L6-v2 token vectors | MaxSim + BM25 | extractive |
-| ollama    | Ollama ``nomic-embed-text`` (Nomic prefixes) | dense + BM25   | extractive |
-| auto      | ``offline`` until the GPU profile lands (a later release adds it) | | |
+| profile   | embedder                                   | retrieval        | reranker | generator  |
+|-----------|--------------------------------------------|------------------|----------|------------|
+| offline   | all-MiniLM-L6-v2 shipped by a PyPI package | dense + BM25     | none     | extractive |
+| offline-late | ``minilm-tokens``: all-MiniLM-L6-v2 token vectors | MaxSim + BM25 | none | extractive |
+| ollama    | Ollama ``nomic-embed-text`` (Nomic prefixes) | dense + BM25   | none     | extractive |
+| gpu       | ``llama-nemotron-embed-vl-1b-v2`` (image + text) | dense + BM25 | rerank-vl-1b-v2 | extractive |
+| auto      | ``gpu`` with CUDA and both models in the Hugging Face cache, else ``offline`` | | | |
+
+The ``gpu`` profile runs the two NVIDIA models' own code (pinned revisions), so choosing it
+allows remote code for them; both are licensed for commercial use (NVIDIA Open Model License).
 """
 
 from __future__ import annotations
@@ -16,9 +20,17 @@ import logging
 from dataclasses import dataclass
 
 from pagesight.errors import ConfigurationError, PagesightError
-from pagesight.models.base import DenseTextEncoder, EmbedderInfo, LateInteractionEncoder
+from pagesight.models.base import DensePageEncoder, DenseTextEncoder, EmbedderInfo, LateInteractionEncoder
 
-__all__ = ["Profile", "PROFILES", "resolve_profile", "encoder_for", "is_late_interaction_model"]
+__all__ = [
+    "Profile",
+    "PROFILES",
+    "resolve_profile",
+    "gpu_ready",
+    "encoder_for",
+    "is_dense_vl_model",
+    "is_late_interaction_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +45,9 @@ class Profile:
         hybrid: fuse BM25 over page text with the dense scores.
         generator: ``"extractive"`` (quotes the best passages; generators come in a later release).
         description: one line for the CLI.
+        reranker: reranker alias applied to the retrieved pages, or ``None``.
+        trust_remote_code: the profile's models run their own code (pinned revisions), and
+            choosing the profile allows it.
     """
 
     name: str
@@ -40,6 +55,8 @@ class Profile:
     hybrid: bool
     generator: str
     description: str
+    reranker: str | None = None
+    trust_remote_code: bool = False
 
 
 PROFILES: dict[str, Profile] = {
@@ -65,31 +82,79 @@ PROFILES: dict[str, Profile] = {
         generator="extractive",
         description="Ollama nomic-embed-text fused with BM25; extractive answers",
     ),
+    "gpu": Profile(
+        name="gpu",
+        embedder="llama-nemotron-embed-vl-1b-v2",
+        hybrid=True,
+        generator="extractive",
+        description="NVIDIA llama-nemotron-embed-vl-1b-v2 (page image + text, CUDA) fused with BM25, "
+        "reranked by llama-nemotron-rerank-vl-1b-v2; extractive answers",
+        reranker="llama-nemotron-rerank-vl-1b-v2",
+        trust_remote_code=True,
+    ),
 }
 
 
 def resolve_profile(name: str | None) -> tuple[Profile, str]:
     """Return the profile called ``name`` and a sentence saying why it was chosen.
 
-    ``None`` and ``"auto"`` choose ``offline``: it needs nothing but pip. (The ``gpu`` profile,
-    which ``auto`` will prefer when CUDA and its weights are present, arrives with the
-    vision-language embedders.)
+    ``None`` and ``"auto"`` choose ``gpu`` when CUDA is available and both of its models are in
+    the Hugging Face cache at their pinned revisions, else ``offline`` (it needs nothing but pip);
+    the sentence says which and why.
 
     Raises:
         ConfigurationError: for an unknown name, listing the known ones.
     """
     if name in (None, "auto"):
-        return PROFILES["offline"], "auto chose 'offline': no GPU profile is available in this version"
-    if name == "gpu":
-        raise ConfigurationError(
-            "profile 'gpu' is not available yet in this version of pagesight; "
-            "use --profile offline or --profile ollama"
-        )
+        ready, reason = gpu_ready()
+        if ready:
+            return PROFILES["gpu"], f"auto chose 'gpu': {reason}"
+        return PROFILES["offline"], f"auto chose 'offline': {reason}"
     try:
         return PROFILES[name], f"profile '{name}' as requested"
     except KeyError:
         known = ", ".join(sorted([*PROFILES, "auto"]))
         raise ConfigurationError(f"unknown profile {name!r}; choose one of: {known}") from None
+
+
+def gpu_ready() -> tuple[bool, str]:
+    """Whether the ``gpu`` profile can run here without downloading, and why (or why not)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False, "torch is not installed"
+    import torch
+
+    if not torch.cuda.is_available():
+        return False, "no CUDA GPU is available"
+    from pagesight.models.registry import resolve_dense_vl
+    from pagesight.models.rerank import resolve_reranker
+
+    profile = PROFILES["gpu"]
+    specs = [resolve_dense_vl(profile.embedder), resolve_reranker(profile.reranker or "")]
+    missing = [spec.hf_id or spec.alias for spec in specs if not _in_hf_cache(spec.hf_id, spec.revision)]
+    if missing:
+        return False, f"CUDA is available but {', '.join(missing)} is not downloaded (hf download <id>)"
+    return True, "CUDA is available and the embed-vl and rerank-vl weights are cached"
+
+
+def _in_hf_cache(hf_id: str | None, revision: str | None) -> bool:
+    if hf_id is None:
+        return False
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    found = try_to_load_from_cache(hf_id, "config.json", revision=revision)
+    return isinstance(found, str)
+
+
+def is_dense_vl_model(model: str) -> bool:
+    """Whether ``model`` names a dense vision-language embedder pagesight knows (CLIP, embed-vl, ...)."""
+    from pagesight.models.registry import DENSE_VL
+
+    key = model.strip().lower()
+    return key in DENSE_VL or any((s.hf_id or "").lower() == key for s in DENSE_VL.values())
 
 
 def is_late_interaction_model(model: str) -> bool:
@@ -107,7 +172,7 @@ def is_late_interaction_model(model: str) -> bool:
 
 def encoder_for(
     info: EmbedderInfo, *, trust_remote_code: bool = False
-) -> DenseTextEncoder | LateInteractionEncoder:
+) -> DenseTextEncoder | DensePageEncoder | LateInteractionEncoder:
     """Build the encoder a store was written with, from what the store recorded.
 
     Args:
@@ -121,6 +186,17 @@ def encoder_for(
         from pagesight.models.colembed import ColEmbedEncoder
 
         return ColEmbedEncoder(info.model, revision=info.revision, trust_remote_code=trust_remote_code)
+    if info.kind == "dense-vl":
+        from pagesight.models.vl import VLEncoder
+
+        model, _, text_model = info.model.partition("+")  # "<image model>+<text model>" for a custom pair
+        return VLEncoder(
+            model,
+            text_model=text_model or None,
+            dimensions=info.dimensions,
+            revision=info.revision,
+            trust_remote_code=trust_remote_code,
+        )
     if info.kind != "dense-text":
         raise ConfigurationError(
             f"the store was built with {info.describe()}, a kind this version of pagesight cannot query"

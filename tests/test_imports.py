@@ -37,6 +37,10 @@ def test_public_names():
         "LateInteractionRetriever",
         "MatryoshkaEmbedding",
         "MatryoshkaEmbeddings",
+        "VLEmbedding",
+        "VLEmbeddings",
+        "VLRerankPostprocessor",
+        "VLReranker",
     ]
     assert set(pagesight.__all__) == {"Page", "PagesightError", "__version__"}
 
@@ -70,6 +74,14 @@ def test_missing_extras_name_the_pip_install_line():
             pagesight.integrations.MatryoshkaEmbedding
         except ImportError as e:
             print("LI", e)
+        try:
+            pagesight.integrations.VLReranker
+        except ImportError as e:
+            print("LC-RERANK", e)
+        try:
+            pagesight.integrations.VLRerankPostprocessor
+        except ImportError as e:
+            print("LI-RERANK", e)
         from pagesight.retrieval.store import PageStore
         try:
             PageStore("somewhere").count()
@@ -81,3 +93,35 @@ def test_missing_extras_name_the_pip_install_line():
     assert 'LC' in proc.stdout and 'pip install "pagesight[langchain]"' in proc.stdout
     assert 'pip install "pagesight[llamaindex]"' in proc.stdout
     assert 'pip install "pagesight[chroma]"' in proc.stdout
+    assert "LC-RERANK VLReranker needs an optional dependency" in proc.stdout
+    assert "LI-RERANK VLRerankPostprocessor needs an optional dependency" in proc.stdout
+
+
+def test_adapters_load_no_model_runtime():
+    """Adapters and their constructors stay free of torch, transformers, Chroma and ONNX."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import sys
+                import pagesight.integrations as integrations
+                for name in integrations.__all__:
+                    getattr(integrations, name)
+                integrations.VLEmbeddings(model="clip-vit-b-32")
+                integrations.VLEmbedding("clip-vit-b-32")
+                integrations.VLReranker(model="nanoranker")
+                integrations.VLRerankPostprocessor(model="nanoranker")
+                runtimes = {"torch", "transformers", "sentence_transformers", "chromadb", "nanoranker",
+                            "onnxruntime"}
+                print("LOADED", sorted({m.split(".")[0] for m in sys.modules} & runtimes))
+                """
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout

@@ -8,17 +8,9 @@ from pagesight.models.base import EmbedderInfo
 from pagesight.profiles import encoder_for, is_late_interaction_model, resolve_profile
 
 
-def test_auto_chooses_offline_and_says_so():
-    profile, why = resolve_profile("auto")
-    assert profile.name == "offline" and "offline" in why
-    assert resolve_profile(None)[0] is profile
-
-
-def test_unknown_and_unavailable_profiles_are_refused_by_name():
-    with pytest.raises(ConfigurationError, match="unknown profile 'fast'.*offline"):
+def test_unknown_profiles_are_refused_by_name():
+    with pytest.raises(ConfigurationError, match="unknown profile 'fast'.*gpu.*offline"):
         resolve_profile("fast")
-    with pytest.raises(ConfigurationError, match="gpu"):
-        resolve_profile("gpu")
 
 
 def test_encoder_for_rebuilds_a_local_folder_model_from_what_the_store_records(tmp_path):

@@ -12,22 +12,30 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pagesight.integrations.langchain.colembed import ColEmbedEmbeddings as ColEmbedEmbeddings
     from pagesight.integrations.langchain.embeddings import MatryoshkaEmbeddings as MatryoshkaEmbeddings
+    from pagesight.integrations.langchain.rerank import VLReranker as VLReranker
     from pagesight.integrations.langchain.retrievers import (
         LateInteractionRetriever as LateInteractionRetriever,
     )
+    from pagesight.integrations.langchain.vl import VLEmbeddings as VLEmbeddings
     from pagesight.integrations.llama_index.colembed import ColEmbedEmbedding as ColEmbedEmbedding
     from pagesight.integrations.llama_index.embeddings import MatryoshkaEmbedding as MatryoshkaEmbedding
+    from pagesight.integrations.llama_index.rerank import VLRerankPostprocessor as VLRerankPostprocessor
     from pagesight.integrations.llama_index.retrievers import (
         LateInteractionNodeRetriever as LateInteractionNodeRetriever,
     )
+    from pagesight.integrations.llama_index.vl import VLEmbedding as VLEmbedding
 
 _LAZY: dict[str, tuple[str, str]] = {
     "ColEmbedEmbeddings": ("pagesight.integrations.langchain.colembed", "langchain"),
     "LateInteractionRetriever": ("pagesight.integrations.langchain.retrievers", "langchain"),
     "MatryoshkaEmbeddings": ("pagesight.integrations.langchain.embeddings", "langchain"),
+    "VLEmbeddings": ("pagesight.integrations.langchain.vl", "langchain"),
+    "VLReranker": ("pagesight.integrations.langchain.rerank", "langchain"),
     "ColEmbedEmbedding": ("pagesight.integrations.llama_index.colembed", "llamaindex"),
     "LateInteractionNodeRetriever": ("pagesight.integrations.llama_index.retrievers", "llamaindex"),
     "MatryoshkaEmbedding": ("pagesight.integrations.llama_index.embeddings", "llamaindex"),
+    "VLEmbedding": ("pagesight.integrations.llama_index.vl", "llamaindex"),
+    "VLRerankPostprocessor": ("pagesight.integrations.llama_index.rerank", "llamaindex"),
 }
 
 __all__ = sorted(_LAZY)

@@ -28,6 +28,15 @@ _LAZY = {
     "LATE_INTERACTION": ("pagesight.models.registry", "LATE_INTERACTION"),
     "resolve_late_interaction": ("pagesight.models.registry", "resolve_late_interaction"),
     "run_batched": ("pagesight.models._colembed_batching", "run_batched"),
+    "Reranker": ("pagesight.models.rerank", "Reranker"),
+    "RerankCandidate": ("pagesight.models.rerank", "RerankCandidate"),
+    "RerankResult": ("pagesight.models.rerank", "RerankResult"),
+    "RERANKERS": ("pagesight.models.rerank", "RERANKERS"),
+    "resolve_reranker": ("pagesight.models.rerank", "resolve_reranker"),
+    # Dense vision-language (issue 4), likewise outside ``__all__``.
+    "VLEncoder": ("pagesight.models.vl", "VLEncoder"),
+    "DENSE_VL": ("pagesight.models.registry", "DENSE_VL"),
+    "resolve_dense_vl": ("pagesight.models.registry", "resolve_dense_vl"),
 }
 
 

@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     from pagesight.documents.page import Page
 
-__all__ = ["EmbedderInfo", "DenseTextEncoder", "LateInteractionEncoder"]
+__all__ = ["EmbedderInfo", "DenseTextEncoder", "DensePageEncoder", "LateInteractionEncoder"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +22,8 @@ class EmbedderInfo:
         model: the model's id (Hub id, local folder name or Ollama model name).
         revision: pinned revision, or ``None`` for local folders and Ollama models.
         dimensions: length of the vectors the embedder returns.
-        kind: ``"dense-text"``, ``"dense-vl"`` or ``"late-interaction"``.
+        kind: ``"dense-text"``, ``"dense-vl"`` (pages embedded as image and/or text) or
+            ``"late-interaction"``.
     """
 
     model: str
@@ -48,6 +49,19 @@ class DenseTextEncoder(Protocol):
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Embed documents (pages): array of shape ``(len(texts), dimensions)``."""
+        ...
+
+
+@runtime_checkable
+class DensePageEncoder(DenseTextEncoder, Protocol):
+    """A dense encoder that embeds whole pages (image, text or both) into the query space.
+
+    Vision-language embedders (``kind == "dense-vl"``) implement it; ingestion then embeds pages
+    with :meth:`encode_pages` instead of their text.
+    """
+
+    def encode_pages(self, pages: Sequence[Page]) -> np.ndarray:
+        """Embed pages: array of shape ``(len(pages), dimensions)``, rows in input order."""
         ...
 
 

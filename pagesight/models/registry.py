@@ -33,13 +33,26 @@ __all__ = [
     "known_aliases",
     "LATE_INTERACTION",
     "resolve_late_interaction",
+    "DENSE_VL",
+    "DENSE_VL_TEXT_MODELS",
+    "resolve_dense_vl",
 ]
 
 logger = logging.getLogger(__name__)
 
 Task = Literal["search_query", "search_document", "clustering", "classification"]
 Truncation = Literal["nomic", "plain"]
-Backend = Literal["sentence-transformers", "ollama", "nvidia", "token-embeddings"]
+Backend = Literal[
+    "sentence-transformers",
+    "ollama",
+    "nvidia",
+    "token-embeddings",
+    "nv-embed",
+    "e5-v",
+    "nvidia-rerank",
+    "cross-encoder",
+    "nanoranker",
+]
 
 TASKS: tuple[str, ...] = ("search_query", "search_document", "clustering", "classification")
 """The task names a prefix table may hold (Nomic's ``task_type`` values)."""
@@ -73,7 +86,10 @@ class ModelSpec:
         truncation: ``"nomic"`` (layer norm, truncate, L2-normalize) or ``"plain"`` (truncate, L2-normalize).
         prefixes: task -> text prepended to every input of that task (see :data:`TASKS`).
         max_tokens: the model's context length in tokens, ``None`` when not known.
-        backend: ``"sentence-transformers"`` or ``"ollama"``.
+        backend: how the model is run: ``"sentence-transformers"`` or ``"ollama"`` (dense text);
+            ``"nvidia"``, ``"token-embeddings"`` (late interaction); ``"nvidia"``,
+            ``"sentence-transformers"``, ``"nv-embed"``, ``"e5-v"`` (dense vision-language);
+            ``"nvidia-rerank"``, ``"cross-encoder"``, ``"nanoranker"`` (rerankers).
         commercial_use: whether the license allows commercial use, ``None`` when unknown.
         requires_remote_code: loading runs code from the model's repository (``trust_remote_code``).
         code_revision: pinned commit of the repository holding that code, when it is another repository.
@@ -459,6 +475,135 @@ def resolve_late_interaction(model: str) -> ModelSpec:
         if key in LATE_INTERACTION:
             return LATE_INTERACTION[key]
         for spec in LATE_INTERACTION.values():
+            if spec.hf_id is not None and spec.hf_id.lower() == key:
+                return spec
+    return resolve(model)
+
+
+# -- dense vision-language (one vector per query, text, image or page): VLEncoder's table -----------
+
+_NVIDIA_OPEN = "NVIDIA Open Model License"
+
+
+def _dense_vl(
+    alias: str, hf_id: str, dimensions: int, license: str | None, backend: Backend, **kw: Any
+) -> ModelSpec:
+    return ModelSpec(
+        alias=alias,
+        kind="dense-vl",
+        hf_id=hf_id,
+        license=license,
+        dimensions=dimensions,
+        backend=backend,
+        **kw,
+    )
+
+
+DENSE_VL: Mapping[str, ModelSpec] = MappingProxyType(
+    {
+        # Licenses and sizes from the model cards. Revisions are pinned where a commit could be verified
+        # offline; the others load the Hub's current main (a warning recommends passing `revision=`).
+        "llama-nemotron-embed-vl-1b-v2": _dense_vl(
+            "llama-nemotron-embed-vl-1b-v2",
+            "nvidia/llama-nemotron-embed-vl-1b-v2",
+            2048,
+            _NVIDIA_OPEN,
+            "nvidia",
+            revision="859e1f2dac29c56c37a5279cf55f53f3e74efc6b",
+            max_tokens=10240,
+            commercial_use=True,
+            requires_remote_code=True,
+        ),
+        "llama-3.2-nemoretriever-1b-vlm-embed-v1": _dense_vl(
+            "llama-3.2-nemoretriever-1b-vlm-embed-v1",
+            "nvidia/llama-3.2-nemoretriever-1b-vlm-embed-v1",
+            2048,
+            _NVIDIA_OPEN,
+            "nvidia",
+            commercial_use=True,
+            requires_remote_code=True,
+        ),
+        "clip-vit-b-32": _dense_vl(
+            "clip-vit-b-32",
+            "sentence-transformers/clip-ViT-B-32",
+            512,
+            "MIT",
+            "sentence-transformers",
+            max_tokens=77,
+            commercial_use=True,
+        ),
+        "clip-vit-l-14": _dense_vl(
+            "clip-vit-l-14",
+            "sentence-transformers/clip-ViT-L-14",
+            768,
+            "MIT",
+            "sentence-transformers",
+            max_tokens=77,
+            commercial_use=True,
+        ),
+        "siglip-base-patch16-224": _dense_vl(
+            "siglip-base-patch16-224",
+            "google/siglip-base-patch16-224",
+            768,
+            "Apache-2.0",
+            "sentence-transformers",
+            max_tokens=64,
+            commercial_use=True,
+        ),
+        "nomic-embed-vision-v1.5": _dense_vl(
+            "nomic-embed-vision-v1.5",
+            "nomic-ai/nomic-embed-vision-v1.5",
+            768,
+            "Apache-2.0",
+            "sentence-transformers",
+            prefixes=NOMIC_PREFIXES,
+            max_tokens=8192,
+            commercial_use=True,
+            requires_remote_code=True,
+        ),
+        "nv-embed-v2": _dense_vl(
+            "nv-embed-v2",
+            "nvidia/NV-Embed-v2",
+            4096,
+            _CC_BY_NC,
+            "nv-embed",
+            revision="7604d305b621f14095a1aa23d351674c2859553a",
+            max_tokens=32768,
+            commercial_use=False,
+            requires_remote_code=True,
+        ),
+        "e5-v": _dense_vl(
+            "e5-v",
+            "royokong/e5-v",
+            4096,
+            None,  # the card states no license; the weights are Llama 3 (LLaVA-NeXT-8B) based
+            "e5-v",
+            revision="0c1f22679417b3ae925d779442221c40cd1861ab",
+            max_tokens=8192,
+        ),
+    }
+)
+"""Alias -> spec of the dense vision-language models :class:`~pagesight.models.vl.VLEncoder` knows."""
+
+DENSE_VL_TEXT_MODELS: Mapping[str, str] = MappingProxyType(
+    {"nomic-embed-vision-v1.5": "nomic-embed-text-v1.5"}
+)
+"""Image-only aliases -> the text model (a :data:`REGISTRY` alias) that embeds their queries and texts."""
+
+
+def resolve_dense_vl(model: str) -> ModelSpec:
+    """Like :func:`resolve`, but aliases and Hub ids of :data:`DENSE_VL` come first.
+
+    ``"llama-nemotron-embed-vl-1b-v2"`` (or ``"nvidia/llama-nemotron-embed-vl-1b-v2"``) -> its pinned
+    spec, and so on for every :data:`DENSE_VL` entry. Anything else (a local folder, another Hub id)
+    resolves as :func:`resolve` does; :class:`~pagesight.models.vl.VLEncoder` picks the backend
+    from what the folder holds.
+    """
+    if isinstance(model, str):
+        key = model.strip().lower()
+        if key in DENSE_VL:
+            return DENSE_VL[key]
+        for spec in DENSE_VL.values():
             if spec.hf_id is not None and spec.hf_id.lower() == key:
                 return spec
     return resolve(model)

@@ -21,8 +21,14 @@ import numpy as np
 
 from pagesight.documents import expand_sources, is_url, load_source
 from pagesight.documents.page import Page, sha256_file
-from pagesight.errors import PagesightError
-from pagesight.models.base import DenseTextEncoder, LateInteractionEncoder
+from pagesight.errors import (
+    ConfigurationError,
+    MissingDependencyError,
+    ModelNotAvailableError,
+    PagesightError,
+    StoreMismatchError,
+)
+from pagesight.models.base import DensePageEncoder, DenseTextEncoder, LateInteractionEncoder
 from pagesight.pipelines._prefetch import prefetch
 from pagesight.retrieval.store import PageStore
 
@@ -130,6 +136,8 @@ def _embed_pages(
         if batch:
             if late:
                 matrices.extend(cast(LateInteractionEncoder, encoder).encode_pages(batch))
+            elif encoder.info.kind == "dense-vl":  # pages as image, text or both
+                chunks.append(cast(DensePageEncoder, encoder).encode_pages(batch))
             else:
                 dense = cast(DenseTextEncoder, encoder)
                 chunks.append(dense.encode_documents([page_embedding_text(p) for p in batch]))
@@ -213,7 +221,10 @@ def ingest(
     Returns:
         An :class:`IngestReport`. Failures are reported, not raised: a failing source leaves
         nothing of itself in the store and the other sources are still indexed. Errors that
-        concern the whole store (:class:`~pagesight.errors.StoreMismatchError`) are raised.
+        concern every source alike are raised: the store's embedder differs
+        (:class:`~pagesight.errors.StoreMismatchError`), the model cannot be loaded
+        (:class:`~pagesight.errors.ModelNotAvailableError`), an option is wrong
+        (:class:`~pagesight.errors.ConfigurationError`) or an extra is missing.
 
     Example:
         >>> from pagesight.models import MatryoshkaEncoder
@@ -227,8 +238,6 @@ Store = Union[PageStore, "MultiVectorStore"]
         >>> report = ingest(["examples/"], PageStore("store"), MatryoshkaEncoder())
         >>> print(report.summary())  # doctest: +SKIP
     """
-    from pagesight.errors import ConfigurationError, StoreMismatchError
-
     if is_late_interaction(encoder) == isinstance(store, PageStore):
         recorded = store.embedder
         if recorded is not None:
@@ -253,8 +262,8 @@ Store = Union[PageStore, "MultiVectorStore"]
                 show_progress=show_progress,
                 loader_options=loader_options,
             )
-        except StoreMismatchError:
-            raise
+        except (StoreMismatchError, ModelNotAvailableError, ConfigurationError, MissingDependencyError):
+            raise  # not about this source: every other source would fail the same way
         except PagesightError as e:
             result = SourceResult(source, "failed", error=str(e))
         except Exception as e:  # an unexpected failure in one source must not stop the others

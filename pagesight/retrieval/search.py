@@ -11,6 +11,7 @@ from pagesight.models.base import DenseTextEncoder, LateInteractionEncoder
 from pagesight.retrieval.store import Hit, PageStore
 
 if TYPE_CHECKING:
+    from pagesight.models.rerank import Reranker
     from pagesight.retrieval.hybrid import BM25Index
     from pagesight.retrieval.multivector import MultiVectorStore
 
@@ -33,6 +34,10 @@ class PageSearcher:
         candidates: how many hits each side contributes before fusion.
         exhaustive: late interaction only: score every page with MaxSim instead of re-ranking
             the summary-vector candidates.
+        reranker: a :class:`~pagesight.models.rerank.Reranker` that re-scores the first
+            ``rerank_candidates`` pages (by page image, text or both) before the best ``k`` are
+            returned; ``score`` is then the reranker's relevance in [0, 1].
+        rerank_candidates: how many retrieved pages the reranker sees (at least ``k``).
 
     With a late-interaction encoder and a :class:`~pagesight.retrieval.multivector.MultiVectorStore`,
     the "dense" side is exact MaxSim over the store's candidates (``score`` is then the MaxSim
@@ -52,6 +57,8 @@ class PageSearcher:
         alpha: float | None = None,
         candidates: int = 50,
         exhaustive: bool = False,
+        reranker: Reranker | None = None,
+        rerank_candidates: int = 20,
     ) -> None:
         if mode not in ("hybrid", "dense", "bm25"):
             raise ConfigurationError(f"`mode` must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
@@ -59,12 +66,16 @@ class PageSearcher:
             raise ConfigurationError(f"mode {mode!r} needs an encoder")
         if candidates < 1:
             raise ConfigurationError(f"`candidates` must be at least 1, got {candidates}")
+        if rerank_candidates < 1:
+            raise ConfigurationError(f"`rerank_candidates` must be at least 1, got {rerank_candidates}")
         self.store = store
         self.encoder = encoder
         self.mode: Mode = mode
         self.alpha = alpha
         self.candidates = candidates
         self.exhaustive = exhaustive
+        self.reranker = reranker
+        self.rerank_candidates = rerank_candidates
         self._bm25: BM25Index | None = None
         self._lock = threading.Lock()
 
@@ -99,9 +110,28 @@ class PageSearcher:
             self._bm25 = None
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
-        """Return the ``k`` best pages for ``query``, best first; ``score`` is the mode's score."""
+        """Return the ``k`` best pages for ``query``, best first.
+
+        ``score`` is the mode's score, or the reranker's relevance when a reranker is set.
+        """
         if k < 1:
             return []
+        if self.reranker is None:
+            return self._retrieve(query, k)
+        return self._rerank(query, self._retrieve(query, max(k, self.rerank_candidates)), k)
+
+    def _rerank(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
+        from pagesight.models.rerank import RerankCandidate
+
+        if not hits or self.reranker is None:
+            return hits[:k]
+        candidates = [
+            RerankCandidate(text=h.text, image=h.image, source=h.source, page=h.page) for h in hits
+        ]
+        ranked = self.reranker.rerank(query, candidates, top_n=k)
+        return [_with_score(hits[r.index], r.score) for r in ranked]
+
+    def _retrieve(self, query: str, k: int) -> list[Hit]:
         n = max(self.candidates, k)
         dense: list[tuple[str, float]] = []
         dense_hits: dict[str, Hit] = {}

@@ -45,3 +45,48 @@ def standin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from colembed_builders import build_standin
 
     return build_standin(tmp_path_factory.mktemp("standin") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random CLIP saved as a sentence-transformers folder: texts and images in one 12-d space."""
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "standin_embed_vl"))
+    from vl_builders import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("clip") / "model")
+
+
+@pytest.fixture(scope="session")
+def standin_embed_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny stand-in embed-vl (NVIDIA remote-code methods, "query: "/"passage: " prefixes) in a folder."""
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "standin_embed_vl"))
+    from vl_builders import build_standin_embed_vl
+
+    return build_standin_embed_vl(tmp_path_factory.mktemp("embed-vl") / "model")
+
+
+@pytest.fixture(scope="session")
+def standin_rerank_vl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny stand-in rerank-vl (NVIDIA remote-code model + processor) saved to a folder.
+
+    Its logit = distinct query words found in the text + 2 x (redness of the page image) + <= 0.01
+    noise, so a pure red page outranks a page matching one query word.
+    """
+    pytest.importorskip("torch")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models" / "standin_rerank_vl"))
+    from rerank_builders import build_standin_rerank_vl
+
+    return build_standin_rerank_vl(tmp_path_factory.mktemp("rerank") / "model")
+
+
+@pytest.fixture(scope="session")
+def rerank_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real PageStore (embedded Chroma) of ``rerank_pages.PAGES``, its images in the store's folder."""
+    pytest.importorskip("chromadb")
+    from rerank_pages import build_store
+
+    store = build_store(tmp_path_factory.mktemp("rerank-store"))
+    yield store
+    store.close()

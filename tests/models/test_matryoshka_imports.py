@@ -25,7 +25,19 @@ def test_integration_packages_export_the_adapters() -> None:
     from pagesight.integrations.langchain import __all__ as langchain_all
     from pagesight.integrations.llama_index import __all__ as llama_all
 
-    assert langchain_all == ["ColEmbedEmbeddings", "LateInteractionRetriever", "MatryoshkaEmbeddings"]
-    assert llama_all == ["ColEmbedEmbedding", "LateInteractionNodeRetriever", "MatryoshkaEmbedding"]
+    assert langchain_all == [
+        "ColEmbedEmbeddings",
+        "LateInteractionRetriever",
+        "MatryoshkaEmbeddings",
+        "VLEmbeddings",
+        "VLReranker",
+    ]
+    assert llama_all == [
+        "ColEmbedEmbedding",
+        "LateInteractionNodeRetriever",
+        "MatryoshkaEmbedding",
+        "VLEmbedding",
+        "VLRerankPostprocessor",
+    ]
     assert MatryoshkaEmbeddings.__name__ == "MatryoshkaEmbeddings"
     assert MatryoshkaEmbedding.__name__ == "MatryoshkaEmbedding"

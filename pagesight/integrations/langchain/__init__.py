@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from pagesight.integrations.langchain.colembed import ColEmbedEmbeddings
 from pagesight.integrations.langchain.embeddings import MatryoshkaEmbeddings
+from pagesight.integrations.langchain.rerank import VLReranker
 from pagesight.integrations.langchain.retrievers import LateInteractionRetriever
+from pagesight.integrations.langchain.vl import VLEmbeddings
 
-__all__ = ["ColEmbedEmbeddings", "LateInteractionRetriever", "MatryoshkaEmbeddings"]
+__all__ = [
+    "ColEmbedEmbeddings",
+    "LateInteractionRetriever",
+    "MatryoshkaEmbeddings",
+    "VLEmbeddings",
+    "VLReranker",
+]

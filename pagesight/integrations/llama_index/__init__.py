@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from pagesight.integrations.llama_index.colembed import ColEmbedEmbedding
 from pagesight.integrations.llama_index.embeddings import MatryoshkaEmbedding
+from pagesight.integrations.llama_index.rerank import VLRerankPostprocessor
 from pagesight.integrations.llama_index.retrievers import LateInteractionNodeRetriever
+from pagesight.integrations.llama_index.vl import VLEmbedding
 
-__all__ = ["ColEmbedEmbedding", "LateInteractionNodeRetriever", "MatryoshkaEmbedding"]
+__all__ = [
+    "ColEmbedEmbedding",
+    "LateInteractionNodeRetriever",
+    "MatryoshkaEmbedding",
+    "VLEmbedding",
+    "VLRerankPostprocessor",
+]

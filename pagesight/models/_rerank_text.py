@@ -1,0 +1,180 @@
+"""Text-only reranker backends: sentence-transformers ``CrossEncoder`` and the bundled ``nanoranker``.
+
+``CrossEncoder``: ``predict(pairs, activation_fn=torch.nn.Identity())`` returns the raw logits
+(sentence-transformers 5/6 otherwise apply the model's saved activation, a sigmoid for one-label
+models). A two-label model's logit is ``logit[1] - logit[0]``, whose sigmoid is the softmax
+probability of label 1.
+
+``nanoranker`` (``pip install nanoranker``, MIT): a small ONNX scorer over multilingual USE
+embeddings plus character n-gram hashes. ``nanoranker.rank(query, docs, normalize_scores=True)``
+divides each pair's output by the sum over the list; pagesight calls it with
+``normalize_scores=False`` and ``top_n=len(docs)``, which gives the scorer's own per-pair output, a
+probability (the network ends in a sigmoid), so scores do not depend on the other candidates.
+``logit`` is its log-odds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from typing import Any
+
+import numpy as np
+
+from pagesight._deps import require
+from pagesight.errors import ModelNotAvailableError
+from pagesight.models._colembed_common import model_source, resolve_device, torch_dtype
+from pagesight.models.registry import ModelSpec
+
+__all__ = ["CrossEncoderBackend", "NanorankerBackend", "logit_of"]
+
+logger = logging.getLogger(__name__)
+
+_EPS = 1e-7  # nanoranker's float32 sigmoid saturates at exactly 0 and 1
+
+
+def logit_of(probability: float) -> float:
+    """The log-odds of ``probability``, clipped to [1e-7, 1 - 1e-7] so it stays finite."""
+    p = min(max(float(probability), _EPS), 1.0 - _EPS)
+    return math.log(p) - math.log1p(-p)
+
+
+class CrossEncoderBackend:
+    """A sentence-transformers ``CrossEncoder`` (text pairs, raw logits).
+
+    Args:
+        spec: the model's spec (Hub id, or a local folder).
+        device: torch device (``None``: CUDA when available).
+        dtype: weight dtype (``None``: bfloat16 on CUDA, float32 on CPU).
+        trust_remote_code: allow code from the model's repository.
+        revision: Hub revision overriding the spec's.
+        max_length: tokens per pair (``None``: the model's own limit).
+    """
+
+    name = "cross-encoder"
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        max_length: int | None = None,
+    ) -> None:
+        self.spec = spec
+        self.device = device
+        self.dtype = dtype
+        self.trust_remote_code = trust_remote_code
+        self.revision = revision or spec.revision
+        self.max_length = max_length
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def supports_images(self) -> bool:
+        return False
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        require("torch", "st")
+        st = require("sentence_transformers", "st")
+        source, revision = model_source(self.spec, self.revision)
+        device = resolve_device(self.device)
+        kwargs: dict[str, Any] = {"device": device, "trust_remote_code": self.trust_remote_code}
+        if revision is not None:
+            kwargs["revision"] = revision
+        if self.max_length is not None:
+            kwargs["max_length"] = self.max_length
+        if self.dtype is not None or device.startswith("cuda"):
+            kwargs["model_kwargs"] = {"dtype": torch_dtype(self.dtype, device)}
+        logger.info("loading CrossEncoder %s%s on %s", source, f"@{revision}" if revision else "", device)
+        try:
+            model = st.CrossEncoder(source, **kwargs)
+        except Exception as e:
+            text = f"{type(e).__name__}: {str(e)[:400]}"
+            if self.spec.path is not None:
+                raise ModelNotAvailableError(f"could not load the cross-encoder in {source}: {text}") from e
+            rev = f" at revision {revision}" if revision else ""
+            raise ModelNotAvailableError(
+                f"could not load the cross-encoder {source}{rev} from the Hugging Face Hub ({text}). Check "
+                "the network or HF_HUB_OFFLINE, or pass the path of a downloaded copy as `model`"
+            ) from e
+        labels = int(getattr(getattr(model, "config", None), "num_labels", 1) or 1)
+        if labels not in (1, 2):
+            raise ModelNotAvailableError(
+                f"{source} has {labels} output labels; a reranker needs 1 (a relevance logit) or 2"
+            )
+        self._model = model
+
+    @property
+    def model(self) -> Any:
+        self.load()
+        return self._model
+
+    def logits(self, query: str, docs: list[tuple[str, Any]]) -> np.ndarray:
+        import torch
+
+        model = self.model
+        pairs = [(query, text) for text, _ in docs]
+        with self._lock:
+            raw = model.predict(
+                pairs,
+                batch_size=len(pairs),
+                activation_fn=torch.nn.Identity(),
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        values = np.asarray(raw, dtype=np.float32)
+        if values.ndim == 2 and values.shape[1] == 2:
+            values = values[:, 1] - values[:, 0]
+        return values.reshape(-1)
+
+
+class NanorankerBackend:
+    """The scorer shipped by the ``nanoranker`` package (ONNX on CPU, text only, offline).
+
+    Args:
+        spec: the ``"nanoranker"`` spec.
+        device: ignored unless it is not the CPU, which is logged (the package runs on CPU only).
+    """
+
+    name = "nanoranker"
+
+    def __init__(self, spec: ModelSpec, *, device: str | None = None) -> None:
+        self.spec = spec
+        self.device = device
+        self._module: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def supports_images(self) -> bool:
+        return False
+
+    def load(self) -> None:
+        if self._module is not None:
+            return
+        if self.device is not None and not self.device.startswith("cpu"):
+            logger.info("nanoranker runs on the CPU (ONNX Runtime); device=%r is ignored", self.device)
+        try:
+            module = require("nanoranker", "offline")
+        except ImportError:
+            raise
+        except Exception as e:  # the package loads its ONNX files at import
+            raise ModelNotAvailableError(f"could not load nanoranker's bundled model: {e}") from e
+        if not callable(getattr(module, "rank", None)):
+            raise ModelNotAvailableError(
+                "the installed nanoranker has no rank(); pip install 'nanoranker>=1.2'"
+            )
+        self._module = module
+
+    def logits(self, query: str, docs: list[tuple[str, Any]]) -> np.ndarray:
+        self.load()
+        texts = [text for text, _ in docs]
+        with self._lock:
+            ranked = self._module.rank(query, texts, top_n=len(texts), normalize_scores=False)
+        by_text = {text: float(score) for text, score in ranked}  # equal texts get equal scores
+        return np.array([logit_of(by_text[text]) for text in texts], dtype=np.float32)

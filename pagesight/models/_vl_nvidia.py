@@ -1,0 +1,194 @@
+"""The NVIDIA embed-vl backend: the models' own remote code, loaded with ``AutoModel``.
+
+``nvidia/llama-nemotron-embed-vl-1b-v2`` and ``nvidia/llama-3.2-nemoretriever-1b-vlm-embed-v1`` ship
+their own code (Eagle 2 VLM: a SigLIP vision tower + Llama 3.2 1B). Their model cards use it so::
+
+    model = AutoModel.from_pretrained(id, trust_remote_code=True, dtype=torch.bfloat16).eval()
+    model.processor.max_input_tiles = 6          # a page image becomes up to 6 tiles ...
+    model.processor.use_thumbnail = True         # ... plus a thumbnail of the whole page
+    model.processor.p_max_length = 2048          # image 2048, image+text 10240, text 8192 tokens
+    model.encode_queries(["..."])                # (n, 2048); the code prefixes "query: "
+    model.encode_documents(images=[pil, ...])    # (n, 2048); documents get "passage: "
+    model.encode_documents(texts=["..."])
+    model.encode_documents(images=[...], texts=[...])
+
+:class:`NvidiaEmbedVLBackend` does exactly that, sets ``p_max_length`` before every call (under a
+lock, as the processor is shared state) and returns float32 numpy arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+
+from pagesight._deps import require
+from pagesight.errors import ConfigurationError, ModelNotAvailableError
+from pagesight.models._colembed_common import model_source, resolve_device, torch_dtype
+from pagesight.models._colembed_nvidia import NvidiaColEmbedBackend, _major_minor
+from pagesight.models._vl_common import check_matrix
+from pagesight.models.registry import ModelSpec
+
+__all__ = ["NvidiaEmbedVLBackend", "P_MAX_LENGTH", "MAX_INPUT_TILES", "USE_THUMBNAIL", "MIN_TRANSFORMERS"]
+
+logger = logging.getLogger(__name__)
+
+P_MAX_LENGTH: dict[str, int] = {"image": 2048, "image_text": 10240, "text": 8192, "query": 8192}
+"""``processor.p_max_length`` per input form, as the embed-vl model card recommends."""
+
+MAX_INPUT_TILES = 6
+USE_THUMBNAIL = True
+
+MIN_TRANSFORMERS: dict[str, str] = {"nvidia/llama-nemotron-embed-vl-1b-v2": "4.56"}
+"""Hub id -> the oldest transformers its remote code runs with (model card)."""
+
+
+class NvidiaEmbedVLBackend:
+    """Loads an NVIDIA embed-vl model (or a folder with the same remote-code methods) and calls it.
+
+    Args:
+        spec: the model's spec (Hub id + pinned revision, or a local folder).
+        device: torch device (``None``: CUDA when available).
+        dtype: weight dtype name (``None``: bfloat16 on CUDA, float32 on CPU).
+        trust_remote_code: must be ``True``; the models are remote code.
+        revision: overrides the spec's pinned revision.
+        attn_implementation: ``None`` picks ``flash_attention_2`` when flash-attn imports (CUDA),
+            else ``sdpa``, and falls back to the model's default if the model refuses it.
+        task: unused (NV-Embed-v2's option); accepted so every backend takes the same arguments.
+    """
+
+    name = "nvidia"
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        attn_implementation: str | None = None,
+        task: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.device = device
+        self.dtype = dtype
+        self.trust_remote_code = trust_remote_code
+        self.revision = revision or spec.revision
+        self.attn_implementation = attn_implementation
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        if not self.trust_remote_code:
+            pinned = f" (pinned to revision {self.revision})" if self.revision else ""
+            raise ConfigurationError(
+                f"{self.spec.alias} runs code from its model repository{pinned}; "
+                "pass trust_remote_code=True to allow it"
+            )
+        require("torch", "gpu")
+        transformers = require("transformers", "gpu")
+        source, revision = model_source(self.spec, self.revision)
+        self._check_transformers(transformers.__version__)
+        if self.spec.path is None and revision is None:
+            logger.warning(
+                "loading %s at the Hub's current main: no revision is pinned for it; pass revision=<commit> "
+                "so the remote code and weights cannot change under you",
+                source,
+            )
+        device = resolve_device(self.device)
+        dtype = torch_dtype(self.dtype, device)
+        kwargs: dict[str, Any] = {"trust_remote_code": True}
+        if revision is not None:
+            kwargs["revision"] = revision
+        kwargs["dtype" if _major_minor(transformers.__version__) >= (5, 0) else "torch_dtype"] = dtype
+        attn = self.attn_implementation or NvidiaColEmbedBackend._preferred_attention(device)
+        logger.info(
+            "loading %s%s on %s (%s, %s)", source, f"@{revision}" if revision else "", device, dtype, attn
+        )
+        try:
+            try:
+                model = transformers.AutoModel.from_pretrained(source, attn_implementation=attn, **kwargs)
+            except (ValueError, ImportError) as e:
+                if self.attn_implementation is not None or "attn" not in str(e).lower():
+                    raise
+                logger.info("%s refuses attn_implementation=%r (%s); using its default", source, attn, e)
+                model = transformers.AutoModel.from_pretrained(source, **kwargs)
+        except (ModelNotAvailableError, ConfigurationError):
+            raise
+        except Exception as e:
+            # The ColEmbed backend's translation: missing packages, the transformers version the
+            # remote code was written for, an unreachable Hub / a broken local folder.
+            helper = NvidiaColEmbedBackend(self.spec, revision=self.revision)
+            raise helper._load_error(e, source, revision, transformers.__version__) from e
+        model = model.to(device).eval()
+        processor = getattr(model, "processor", None)
+        if not callable(getattr(model, "encode_documents", None)) or processor is None:
+            raise ModelNotAvailableError(
+                f"{source} loaded, but it has no encode_documents() method or processor: it is not an "
+                "NVIDIA embed-vl-style model; use backend='sentence-transformers' for a "
+                "sentence-transformers model"
+            )
+        processor.max_input_tiles = MAX_INPUT_TILES
+        processor.use_thumbnail = USE_THUMBNAIL
+        self._model = model
+
+    def _check_transformers(self, installed: str) -> None:
+        wanted = MIN_TRANSFORMERS.get(self.spec.hf_id or "")
+        if wanted is not None and _major_minor(installed) < _major_minor(wanted):
+            raise ModelNotAvailableError(
+                f"{self.spec.hf_id}'s remote code needs transformers>={wanted}; {installed} is installed: "
+                f'pip install "transformers>={wanted}"'
+            )
+
+    @property
+    def model(self) -> Any:
+        self.load()
+        return self._model
+
+    # -- capabilities -----------------------------------------------------------------------------
+
+    @property
+    def native_dimensions(self) -> int:
+        if self.spec.dimensions is not None:
+            return self.spec.dimensions
+        return int(self.encode_queries(["dimension probe"]).shape[1])
+
+    @property
+    def supports_images(self) -> bool:
+        return True
+
+    @property
+    def supports_image_text(self) -> bool:
+        return True
+
+    # -- encoding ---------------------------------------------------------------------------------
+
+    def _call(self, form: str, n: int, fn: Any) -> np.ndarray:
+        import torch
+
+        model = self.model
+        with self._lock, torch.inference_mode():
+            model.processor.p_max_length = P_MAX_LENGTH[form]
+            output = fn(model)
+        return check_matrix(output, n, form.replace("_", "+"), self.spec.dimensions)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._call("query", len(texts), lambda m: m.encode_queries(list(texts)))
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        return self._call("text", len(texts), lambda m: m.encode_documents(texts=list(texts)))
+
+    def encode_images(self, images: list[Any]) -> np.ndarray:
+        return self._call("image", len(images), lambda m: m.encode_documents(images=list(images)))
+
+    def encode_image_texts(self, pairs: list[tuple[Any, str]]) -> np.ndarray:
+        images = [image for image, _ in pairs]
+        texts = [text for _, text in pairs]
+        return self._call("image_text", len(pairs), lambda m: m.encode_documents(images=images, texts=texts))

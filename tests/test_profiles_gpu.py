@@ -1,0 +1,68 @@
+"""The gpu profile and what ``auto`` chooses: CUDA plus both models in the Hugging Face cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pagesight.profiles import PROFILES, gpu_ready, is_dense_vl_model, resolve_profile
+
+
+def _cache_model(cache: Path, hf_id: str, revision: str | None) -> None:
+    """Lay out a model the way huggingface_hub's cache does (refs, snapshots/<rev>/config.json)."""
+    folder = cache / ("models--" + hf_id.replace("/", "--"))
+    rev = revision or "0" * 40
+    snapshot = folder / "snapshots" / rev
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(rev)
+
+
+def test_gpu_profile_is_selectable_and_names_its_models():
+    profile, why = resolve_profile("gpu")
+    assert profile is PROFILES["gpu"] and "requested" in why
+    assert profile.embedder == "llama-nemotron-embed-vl-1b-v2"
+    assert profile.reranker == "llama-nemotron-rerank-vl-1b-v2"
+    assert profile.trust_remote_code
+
+
+def test_auto_without_cuda_chooses_offline_and_says_why():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    profile, why = resolve_profile("auto")
+    assert profile.name == "offline" and "no CUDA" in why
+
+
+def test_auto_with_cuda_needs_both_models_cached(tmp_path, monkeypatch):
+    import torch
+
+    from pagesight.models.registry import resolve_dense_vl
+    from pagesight.models.rerank import resolve_reranker
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # no GPU here; the choice is what's tested
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    embed = resolve_dense_vl("llama-nemotron-embed-vl-1b-v2")
+    rerank = resolve_reranker("llama-nemotron-rerank-vl-1b-v2")
+
+    ready, why = gpu_ready()
+    assert not ready and embed.hf_id in why and rerank.hf_id in why
+    _cache_model(cache, embed.hf_id, embed.revision)
+    ready, why = gpu_ready()
+    assert not ready and rerank.hf_id in why and embed.hf_id not in why
+    _cache_model(cache, rerank.hf_id, rerank.revision)
+    profile, why = resolve_profile(None)
+    assert profile.name == "gpu" and "cached" in why
+
+
+def test_dense_vl_models_are_recognised():
+    assert is_dense_vl_model("llama-nemotron-embed-vl-1b-v2")
+    assert is_dense_vl_model("nvidia/llama-nemotron-embed-vl-1b-v2")
+    assert is_dense_vl_model("clip-vit-b-32")
+    assert not is_dense_vl_model("all-minilm-l6-v2")
+    assert not is_dense_vl_model("minilm-tokens")
