@@ -15,35 +15,20 @@ instead of its true maximum. pagesight scores the stripped matrices, which is ex
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
-import traceback
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pagesight._deps import require
-from pagesight.errors import ConfigurationError, ModelNotAvailableError
-from pagesight.models._colembed_common import model_source, normalize_rows, resolve_device, torch_dtype
+from pagesight.errors import ModelNotAvailableError
+from pagesight.models._colembed_common import model_source, normalize_rows
+from pagesight.models._remote import TRANSFORMERS_PINS, load_pretrained
 from pagesight.models.registry import ModelSpec
 
 __all__ = ["NvidiaColEmbedBackend", "token_matrices", "TRANSFORMERS_PINS"]
 
 logger = logging.getLogger(__name__)
-
-TRANSFORMERS_PINS: dict[str, str] = {
-    # The versions the model cards (and MTEB's wrappers) require for the remote code.
-    "nvidia/llama-nemoretriever-colembed-3b-v1": "4.49.0",
-    "nvidia/llama-nemoretriever-colembed-1b-v1": "4.49.0",
-    "nvidia/llama-nemotron-colembed-vl-3b-v2": "4.49.0",
-    "nvidia/nemotron-colembed-vl-4b-v2": "5.0.0rc0",
-    "nvidia/nemotron-colembed-vl-8b-v2": "5.0.0rc0",
-}
-"""Hub id -> the transformers version its remote code was written for."""
-
-_REMOTE_MODULES = "transformers_modules"  # where transformers puts remote code it imports
 
 
 def token_matrices(output: Any, count: int, *, what: str = "input") -> list[np.ndarray]:
@@ -74,26 +59,6 @@ def token_matrices(output: Any, count: int, *, what: str = "input") -> list[np.n
             item = item[0]
         out.append(normalize_rows(item, drop_zero_rows=True, what=f"{what} {i}"))
     return out
-
-
-def _raised_in_remote_code(error: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        for frame in traceback.extract_tb(current.__traceback__):
-            if _REMOTE_MODULES in frame.filename:
-                return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def _major_minor(version: str) -> tuple[int, ...]:
-    parts = []
-    for piece in version.split(".")[:2]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts)
 
 
 class NvidiaColEmbedBackend:
@@ -138,90 +103,13 @@ class NvidiaColEmbedBackend:
     def load(self) -> None:
         if self._model is not None:
             return
-        if not self.trust_remote_code:
-            pinned = f" (pinned to revision {self.revision})" if self.revision else ""
-            raise ConfigurationError(
-                f"{self.spec.alias} runs code from its model repository{pinned}; "
-                "pass trust_remote_code=True to allow it"
-            )
-        require("torch", "gpu")
-        transformers = require("transformers", "gpu")
-        source, revision = self.source()
-        device = resolve_device(self.device)
-        kwargs: dict[str, Any] = {"trust_remote_code": True}
-        if revision is not None:
-            kwargs["revision"] = revision
-        dtype = torch_dtype(self.dtype, device)
-        dtype_key = "dtype" if _major_minor(transformers.__version__) >= (5, 0) else "torch_dtype"
-        kwargs[dtype_key] = dtype
-        attn = self.attn_implementation or self._preferred_attention(device)
-        logger.info(
-            "loading %s%s on %s (%s, %s)", source, f"@{revision}" if revision else "", device, dtype, attn
-        )
-        try:
-            try:
-                model = transformers.AutoModel.from_pretrained(source, attn_implementation=attn, **kwargs)
-            except (ValueError, ImportError) as e:
-                if self.attn_implementation is not None or "attn" not in str(e).lower():
-                    raise
-                logger.info("%s refuses attn_implementation=%r (%s); using its default", source, attn, e)
-                model = transformers.AutoModel.from_pretrained(source, **kwargs)
-        except ModelNotAvailableError:
-            raise
-        except Exception as e:
-            raise self._load_error(e, source, revision, transformers.__version__) from e
-        model = model.to(device).eval()
-        if not callable(getattr(model, "forward_queries", None)):
+        loaded = load_pretrained(self, "AutoModel", log=logger)
+        if not callable(getattr(loaded.model, "forward_queries", None)):
             raise ModelNotAvailableError(
-                f"{source} loaded, but it has no forward_queries() method: it is not an NVIDIA "
+                f"{loaded.source} loaded, but it has no forward_queries() method: it is not an NVIDIA "
                 "ColEmbed-style model; use backend='sentence-transformers' or 'token-embeddings'"
             )
-        self._model = model
-
-    @staticmethod
-    def _preferred_attention(device: str) -> str:
-        if device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None:
-            return "flash_attention_2"
-        return "sdpa"
-
-    def _load_error(self, e: Exception, source: str, revision: str | None, installed: str) -> Exception:
-        text = f"{type(e).__name__}: {str(e)[:400]}"
-        if isinstance(e, ModuleNotFoundError) and e.name and not e.name.startswith("transformers"):
-            return ModelNotAvailableError(
-                f"{source}'s remote code needs the package {e.name!r}: "
-                f"pip install {e.name.split('.')[0]} ({text})"
-            )
-        if "requires the following packages" in str(e):
-            return ModelNotAvailableError(f"{source}'s remote code needs more packages: {text}")
-        wanted = TRANSFORMERS_PINS.get(self.spec.hf_id or "") or self._saved_with(source)
-        remote = _raised_in_remote_code(e) or isinstance(e, (ImportError, AttributeError))
-        if wanted and remote and _major_minor(wanted) != _major_minor(installed):
-            return ModelNotAvailableError(
-                f"{source}'s remote code does not run with the installed transformers {installed} ({text}). "
-                f"It was written for transformers {wanted}; install that version in this environment: "
-                f'pip install "transformers=={wanted}"'
-            )
-        if Path(source).is_dir():
-            return ModelNotAvailableError(f"could not load the model in {source}: {text}")
-        rev = f" at revision {revision}" if revision else ""
-        return ModelNotAvailableError(
-            f"could not load {source}{rev} from the Hugging Face Hub ({text}). Check the network or "
-            "HF_HUB_OFFLINE, accept the model's license on its Hub page and log in (hf auth login), "
-            "or pass the path of a downloaded copy as `model`"
-        )
-
-    @staticmethod
-    def _saved_with(source: str) -> str | None:
-        config = Path(source) / "config.json"
-        if not config.is_file():
-            return None
-        import json
-
-        try:
-            value = json.loads(config.read_text(encoding="utf-8")).get("transformers_version")
-        except (OSError, ValueError):
-            return None
-        return value if isinstance(value, str) else None
+        self._model = loaded.model
 
     @property
     def model(self) -> Any:

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from pagesight._deps import require
-from pagesight.errors import ConfigurationError, ModelNotAvailableError
-from pagesight.models._colembed_common import model_source, resolve_device, torch_dtype
-from pagesight.models._colembed_nvidia import NvidiaColEmbedBackend, _major_minor
+from pagesight.errors import ModelNotAvailableError
+from pagesight.models._remote import load_pretrained
 from pagesight.models.registry import ModelSpec
 
 __all__ = ["IMAGE_MAX_LENGTH", "NvidiaRerankBackend", "PROCESSOR_KWARGS", "TEXT_MAX_LENGTH"]
@@ -46,6 +45,24 @@ PROCESSOR_KWARGS: dict[str, Any] = {
     "rerank_max_length": IMAGE_MAX_LENGTH,
 }
 """What ``AutoProcessor.from_pretrained`` gets, as in the model card."""
+
+
+def _load_processor(transformers: ModuleType, source: str, kwargs: dict[str, Any]) -> Any:
+    """The reranker's processor, refused unless it has ``process_queries_documents_crossencoder``.
+
+    Args:
+        transformers: the imported ``transformers`` module.
+        source: the Hub id or local folder the model was loaded from.
+        kwargs: ``trust_remote_code`` and ``revision``, as the model got them.
+    """
+    processor = transformers.AutoProcessor.from_pretrained(source, **kwargs, **PROCESSOR_KWARGS)
+    if not callable(getattr(processor, "process_queries_documents_crossencoder", None)):
+        raise ModelNotAvailableError(
+            f"{source} loaded, but its processor ({type(processor).__name__}) has no "
+            "process_queries_documents_crossencoder(): it is not an NVIDIA rerank-vl model; "
+            "use backend='cross-encoder' for a sentence-transformers CrossEncoder"
+        )
+    return processor
 
 
 class NvidiaRerankBackend:
@@ -96,51 +113,12 @@ class NvidiaRerankBackend:
     def load(self) -> None:
         if self._model is not None:
             return
-        if not self.trust_remote_code:
-            pinned = f" (pinned to revision {self.revision})" if self.revision else ""
-            raise ConfigurationError(
-                f"{self.spec.alias} runs code from its model repository{pinned}; "
-                "pass trust_remote_code=True to allow it"
-            )
-        require("torch", "gpu")
-        transformers = require("transformers", "gpu")
-        source, revision = model_source(self.spec, self.revision)
-        device = resolve_device(self.device)
-        kwargs: dict[str, Any] = {"trust_remote_code": True}
-        if revision is not None:
-            kwargs["revision"] = revision
-        dtype = torch_dtype(self.dtype, device)
-        dtype_key = "dtype" if _major_minor(transformers.__version__) >= (5, 0) else "torch_dtype"
-        attn = self.attn_implementation or NvidiaColEmbedBackend._preferred_attention(device)
-        logger.info(
-            "loading %s%s on %s (%s, %s)", source, f"@{revision}" if revision else "", device, dtype, attn
+        loaded = load_pretrained(
+            self, "AutoModelForSequenceClassification", extra=_load_processor, log=logger
         )
-        auto_model = transformers.AutoModelForSequenceClassification
-        try:
-            try:
-                model = auto_model.from_pretrained(
-                    source, attn_implementation=attn, **{dtype_key: dtype}, **kwargs
-                )
-            except (ValueError, ImportError) as e:
-                if self.attn_implementation is not None or "attn" not in str(e).lower():
-                    raise
-                logger.info("%s refuses attn_implementation=%r (%s); using its default", source, attn, e)
-                model = auto_model.from_pretrained(source, **{dtype_key: dtype}, **kwargs)
-            processor = transformers.AutoProcessor.from_pretrained(source, **kwargs, **PROCESSOR_KWARGS)
-        except ModelNotAvailableError:
-            raise
-        except Exception as e:
-            helper = NvidiaColEmbedBackend(self.spec, revision=self.revision)
-            raise helper._load_error(e, source, revision, transformers.__version__) from e
-        if not callable(getattr(processor, "process_queries_documents_crossencoder", None)):
-            raise ModelNotAvailableError(
-                f"{source} loaded, but its processor ({type(processor).__name__}) has no "
-                "process_queries_documents_crossencoder(): it is not an NVIDIA rerank-vl model; "
-                "use backend='cross-encoder' for a sentence-transformers CrossEncoder"
-            )
-        self._model = model.to(device).eval()
-        self._processor = processor
-        self._device = device
+        self._model = loaded.model
+        self._processor = loaded.extra
+        self._device = loaded.device
 
     @property
     def model(self) -> Any:

@@ -34,7 +34,7 @@ import numpy as np
 from pagesight._deps import require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
 from pagesight.models._colembed_common import model_source, resolve_device, torch_dtype
-from pagesight.models._colembed_nvidia import _major_minor
+from pagesight.models._remote import _major_minor
 from pagesight.models._sentence_transformers import _hub_help
 from pagesight.models.registry import ModelSpec
 

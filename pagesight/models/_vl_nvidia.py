@@ -24,10 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from pagesight._deps import require
-from pagesight.errors import ConfigurationError, ModelNotAvailableError
-from pagesight.models._colembed_common import model_source, resolve_device, torch_dtype
-from pagesight.models._colembed_nvidia import NvidiaColEmbedBackend, _major_minor
+from pagesight.errors import ModelNotAvailableError
+from pagesight.models._remote import _major_minor, load_pretrained
 from pagesight.models._vl_common import check_matrix
 from pagesight.models.registry import ModelSpec
 
@@ -86,58 +84,28 @@ class NvidiaEmbedVLBackend:
     def load(self) -> None:
         if self._model is not None:
             return
-        if not self.trust_remote_code:
-            pinned = f" (pinned to revision {self.revision})" if self.revision else ""
-            raise ConfigurationError(
-                f"{self.spec.alias} runs code from its model repository{pinned}; "
-                "pass trust_remote_code=True to allow it"
+        loaded = load_pretrained(self, "AutoModel", check=self._before_loading, log=logger)
+        model = loaded.model
+        processor = getattr(model, "processor", None)
+        if not callable(getattr(model, "encode_documents", None)) or processor is None:
+            raise ModelNotAvailableError(
+                f"{loaded.source} loaded, but it has no encode_documents() method or processor: it is not "
+                "an NVIDIA embed-vl-style model; use backend='sentence-transformers' for a "
+                "sentence-transformers model"
             )
-        require("torch", "gpu")
-        transformers = require("transformers", "gpu")
-        source, revision = model_source(self.spec, self.revision)
-        self._check_transformers(transformers.__version__)
+        processor.max_input_tiles = MAX_INPUT_TILES
+        processor.use_thumbnail = USE_THUMBNAIL
+        self._model = model
+
+    def _before_loading(self, source: str, revision: str | None, installed: str) -> None:
+        """Refuse a transformers older than the remote code needs; warn when no revision is pinned."""
+        self._check_transformers(installed)
         if self.spec.path is None and revision is None:
             logger.warning(
                 "loading %s at the Hub's current main: no revision is pinned for it; pass revision=<commit> "
                 "so the remote code and weights cannot change under you",
                 source,
             )
-        device = resolve_device(self.device)
-        dtype = torch_dtype(self.dtype, device)
-        kwargs: dict[str, Any] = {"trust_remote_code": True}
-        if revision is not None:
-            kwargs["revision"] = revision
-        kwargs["dtype" if _major_minor(transformers.__version__) >= (5, 0) else "torch_dtype"] = dtype
-        attn = self.attn_implementation or NvidiaColEmbedBackend._preferred_attention(device)
-        logger.info(
-            "loading %s%s on %s (%s, %s)", source, f"@{revision}" if revision else "", device, dtype, attn
-        )
-        try:
-            try:
-                model = transformers.AutoModel.from_pretrained(source, attn_implementation=attn, **kwargs)
-            except (ValueError, ImportError) as e:
-                if self.attn_implementation is not None or "attn" not in str(e).lower():
-                    raise
-                logger.info("%s refuses attn_implementation=%r (%s); using its default", source, attn, e)
-                model = transformers.AutoModel.from_pretrained(source, **kwargs)
-        except (ModelNotAvailableError, ConfigurationError):
-            raise
-        except Exception as e:
-            # The ColEmbed backend's translation: missing packages, the transformers version the
-            # remote code was written for, an unreachable Hub / a broken local folder.
-            helper = NvidiaColEmbedBackend(self.spec, revision=self.revision)
-            raise helper._load_error(e, source, revision, transformers.__version__) from e
-        model = model.to(device).eval()
-        processor = getattr(model, "processor", None)
-        if not callable(getattr(model, "encode_documents", None)) or processor is None:
-            raise ModelNotAvailableError(
-                f"{source} loaded, but it has no encode_documents() method or processor: it is not an "
-                "NVIDIA embed-vl-style model; use backend='sentence-transformers' for a "
-                "sentence-transformers model"
-            )
-        processor.max_input_tiles = MAX_INPUT_TILES
-        processor.use_thumbnail = USE_THUMBNAIL
-        self._model = model
 
     def _check_transformers(self, installed: str) -> None:
         wanted = MIN_TRANSFORMERS.get(self.spec.hf_id or "")

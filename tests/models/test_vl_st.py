@@ -16,8 +16,9 @@ from pagesight.errors import ConfigurationError, ModelNotAvailableError
 from pagesight.models import VLEncoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "standin_embed_vl"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import build_tiny_model  # noqa: E402
+from tiny_models import build_tiny_model  # noqa: E402
 from vl_builders import (  # noqa: E402
     CLIP_PROJECTION,
     build_tiny_clip,
