@@ -26,6 +26,7 @@ import numpy as np
 from pagesight.errors import ConfigurationError, DocumentLoadError
 from pagesight.models._colembed_batching import run_batched
 from pagesight.models._colembed_common import ColEmbedBackend, ImageInput, check_dtype, open_image
+from pagesight.models._licenses import warn_non_commercial
 from pagesight.models.base import EmbedderInfo
 from pagesight.models.registry import ModelSpec, _read_json, _read_json_list, resolve_late_interaction
 
@@ -41,8 +42,6 @@ PageInput = Literal["auto", "image", "text", "image_text"]
 _BACKENDS = ("auto", "nvidia", "sentence-transformers", "token-embeddings")
 _PAGE_INPUTS = ("auto", "image", "text", "image_text")
 
-_WARNED_LICENSES: set[str] = set()
-_WARNED_LOCK = threading.Lock()
 
 
 def page_title(page: Page) -> str:
@@ -182,7 +181,7 @@ class ColEmbedEncoder:
         self._lock = threading.Lock()
         self._loaded = False
         if spec.commercial_use is False:
-            self._warn_license()
+            warn_non_commercial(self.spec)
 
     def _make_backend(
         self,
@@ -214,18 +213,6 @@ class ColEmbedEncoder:
             self.spec, device=device, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision
         )
 
-    def _warn_license(self) -> None:
-        key = self.spec.hf_id or self.spec.alias
-        with _WARNED_LOCK:
-            if key in _WARNED_LICENSES:
-                return
-            _WARNED_LICENSES.add(key)
-        message = (
-            f"{key} is licensed for non-commercial / research use only ({self.spec.license}); "
-            "read its model card before using it in a product"
-        )
-        logger.warning(message)
-        warnings.warn(message, UserWarning, stacklevel=3)
 
     # -- lifecycle --------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ import numpy as np
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
 from pagesight.models._colembed_batching import run_batched
 from pagesight.models._colembed_common import check_dtype, open_image
+from pagesight.models._licenses import warn_non_commercial
 from pagesight.models.colembed import PageInput
 from pagesight.models.registry import ModelSpec, _looks_like_hub_id, _read_json
 
@@ -49,8 +50,6 @@ _BACKENDS = ("auto", "nvidia", "cross-encoder", "nanoranker")
 _PAGE_INPUTS = ("auto", "image", "text", "image_text")
 _SPEC_BACKENDS = {"nvidia-rerank": "nvidia", "cross-encoder": "cross-encoder", "nanoranker": "nanoranker"}
 
-_WARNED_LICENSES: set[str] = set()
-_WARNED_LOCK = threading.Lock()
 
 
 # -- records ------------------------------------------------------------------------------------------
@@ -340,7 +339,7 @@ class Reranker:
         self._warned_no_image = False
         self._warned_text_only = False
         if spec.commercial_use is False:
-            self._warn_license()
+            warn_non_commercial(self.spec)
 
     def _make_backend(
         self,
@@ -376,18 +375,6 @@ class Reranker:
             max_length=self.max_length,
         )
 
-    def _warn_license(self) -> None:
-        key = self.spec.hf_id or self.spec.alias
-        with _WARNED_LOCK:
-            if key in _WARNED_LICENSES:
-                return
-            _WARNED_LICENSES.add(key)
-        message = (
-            f"{key} is licensed for non-commercial / research use only ({self.spec.license}); "
-            "read its model card before using it in a product"
-        )
-        logger.warning(message)
-        warnings.warn(message, UserWarning, stacklevel=3)
 
     # -- lifecycle --------------------------------------------------------------------------------
 

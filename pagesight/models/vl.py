@@ -24,6 +24,7 @@ import numpy as np
 from pagesight.errors import ConfigurationError, DocumentLoadError
 from pagesight.models._colembed_batching import run_batched
 from pagesight.models._colembed_common import ImageInput, check_dtype, open_image
+from pagesight.models._licenses import warn_non_commercial
 from pagesight.models._vl_common import VLBackend, check_matrix
 from pagesight.models.base import EmbedderInfo
 from pagesight.models.colembed import page_title
@@ -48,8 +49,6 @@ VLBackendName = Literal["auto", "nvidia", "sentence-transformers", "nv-embed", "
 _BACKENDS = ("auto", "nvidia", "sentence-transformers", "nv-embed", "e5-v")
 _PAGE_INPUTS = ("auto", "image", "text", "image_text")
 
-_WARNED_LICENSES: set[str] = set()
-_WARNED_LOCK = threading.Lock()
 
 
 def _pick_backend(spec: ModelSpec, backend: str, text_model: str | None) -> str:
@@ -201,7 +200,7 @@ class VLEncoder:
         self._lock = threading.Lock()
         self._loaded = False
         if spec.commercial_use is False:
-            self._warn_license()
+            warn_non_commercial(self.spec)
 
     def _make_backend(self, **kwargs: Any) -> VLBackend:
         name = self.backend_name
@@ -240,18 +239,6 @@ class VLEncoder:
                 f"(native {native}), got {dimensions}"
             )
 
-    def _warn_license(self) -> None:
-        key = self.spec.hf_id or self.spec.alias
-        with _WARNED_LOCK:
-            if key in _WARNED_LICENSES:
-                return
-            _WARNED_LICENSES.add(key)
-        message = (
-            f"{key} is licensed for non-commercial / research use only ({self.spec.license}); "
-            "read its model card before using it in a product"
-        )
-        logger.warning(message)
-        warnings.warn(message, UserWarning, stacklevel=3)
 
     # -- lifecycle --------------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ def test_dense_registry_is_untouched() -> None:
 
 
 def test_choosing_a_non_commercial_model_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(colembed, "_WARNED_LICENSES", set())
+    monkeypatch.setattr("pagesight.models._licenses._WARNED_LICENSES", set())
     with pytest.warns(UserWarning, match="colembed-1b-v1 is licensed for non-commercial"):
         colembed.ColEmbedEncoder("llama-nemoretriever-colembed-1b-v1")
     with warnings.catch_warnings():

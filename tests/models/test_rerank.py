@@ -136,7 +136,7 @@ def test_non_commercial_license_warns_once(monkeypatch: pytest.MonkeyPatch) -> N
         commercial_use=False,
     )
     monkeypatch.setattr(rerank_module, "resolve_reranker", lambda model: spec)
-    monkeypatch.setattr(rerank_module, "_WARNED_LICENSES", set())
+    monkeypatch.setattr("pagesight.models._licenses._WARNED_LICENSES", set())
     with pytest.warns(UserWarning, match="non-commercial.*CC-BY-NC-4.0"):
         Reranker("lab/research-reranker")
     with warnings.catch_warnings():

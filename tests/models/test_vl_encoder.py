@@ -144,7 +144,7 @@ def test_info_of_a_folder(reference: VLEncoder, standin_dir: Path) -> None:
 
 
 def test_non_commercial_model_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vl, "_WARNED_LICENSES", set())
+    monkeypatch.setattr("pagesight.models._licenses._WARNED_LICENSES", set())
     with pytest.warns(UserWarning, match=r"NV-Embed-v2 is licensed for non-commercial.*CC-BY-NC-4.0"):
         VLEncoder("nv-embed-v2")
     with warnings.catch_warnings(record=True) as record:
