@@ -16,17 +16,24 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from pagesight.errors import ConfigurationError, DocumentLoadError
+from pagesight.errors import ConfigurationError
 from pagesight.models._colembed_batching import run_batched
 from pagesight.models._colembed_common import ColEmbedBackend, ImageInput, check_dtype, open_image
 from pagesight.models._licenses import warn_non_commercial
+from pagesight.models._pages import (
+    check_texts,
+    page_image,
+    page_mode,
+    page_text,
+    page_title,
+    warn_image_fallbacks,
+)
 from pagesight.models.base import EmbedderInfo
 from pagesight.models.registry import ModelSpec, _read_json, _read_json_list, resolve_late_interaction
 
@@ -41,13 +48,6 @@ BackendName = Literal["auto", "nvidia", "sentence-transformers", "token-embeddin
 PageInput = Literal["auto", "image", "text", "image_text"]
 _BACKENDS = ("auto", "nvidia", "sentence-transformers", "token-embeddings")
 _PAGE_INPUTS = ("auto", "image", "text", "image_text")
-
-
-
-def page_title(page: Page) -> str:
-    """What a page with no text is embedded as by text-only models: ``"<file name>, page N"``."""
-    name = page.source.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1] or page.source
-    return f"{name}, page {page.page}"
 
 
 def _pick_backend(spec: ModelSpec, backend: str) -> str:
@@ -213,7 +213,6 @@ class ColEmbedEncoder:
             self.spec, device=device, dtype=dtype, trust_remote_code=trust_remote_code, revision=revision
         )
 
-
     # -- lifecycle --------------------------------------------------------------------------------
 
     def load(self) -> ColEmbedEncoder:
@@ -294,23 +293,13 @@ class ColEmbedEncoder:
             desc=desc,
         )
 
-    @staticmethod
-    def _texts(texts: Sequence[str]) -> list[str]:
-        if isinstance(texts, str):
-            raise TypeError("`texts` must be a list of strings, not a single string")
-        out = list(texts)
-        for text in out:
-            if not isinstance(text, str):
-                raise TypeError(f"`texts` must hold strings, got {type(text).__name__}")
-        return out
-
     def encode_queries(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Token matrices of search queries: one float32 ``(n_tokens, dimensions)`` per text."""
-        return self._run(self._backend.encode_queries, self._texts(texts), "Encoding queries")
+        return self._run(self._backend.encode_queries, check_texts(texts), "Encoding queries")
 
     def encode_documents(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Token matrices of text documents (long texts are windowed, never cut)."""
-        return self._run(self._backend.encode_documents, self._texts(texts), "Encoding documents")
+        return self._run(self._backend.encode_documents, check_texts(texts), "Encoding documents")
 
     def encode_images(self, images: Sequence[ImageInput]) -> list[np.ndarray]:
         """Token matrices of images (``PIL.Image.Image`` or file paths), one per image.
@@ -336,15 +325,18 @@ class ColEmbedEncoder:
         if not pages:
             return []
         self.load()
-        modes = [self._page_mode(page) for page in pages]
-        fallbacks = [p for p, m in zip(pages, modes, strict=True) if m == "text" and self._wanted_image(p)]
-        if fallbacks:
-            warnings.warn(
-                f"{len(fallbacks)} page(s) have no rendered image (e.g. {fallbacks[0].source} page "
-                f"{fallbacks[0].page}); embedded from their text instead",
-                UserWarning,
-                stacklevel=2,
+        backend = self._backend
+        modes = [
+            page_mode(
+                self.page_input,
+                page,
+                images=backend.supports_images,
+                image_text=backend.supports_image_text,
+                model=self.spec.alias,
             )
+            for page in pages
+        ]
+        warn_image_fallbacks(self.page_input, pages, modes, stacklevel=2)
         out: list[np.ndarray | None] = [None] * len(pages)
         for mode in ("text", "image", "image_text"):
             index = [i for i, m in enumerate(modes) if m == mode]
@@ -354,19 +346,19 @@ class ColEmbedEncoder:
             if mode == "text":
                 matrices = self._run(
                     self._backend.encode_documents,
-                    [p.text if p.text.strip() else page_title(p) for p in group],
+                    [page_text(p) for p in group],
                     "Encoding pages",
                 )
             elif mode == "image":
                 matrices = self._run(
-                    lambda batch, size: self._backend.encode_images([_page_image(p) for p in batch], size),
+                    lambda batch, size: self._backend.encode_images([page_image(p) for p in batch], size),
                     group,
                     "Encoding page images",
                 )
             else:
                 matrices = self._run(
                     lambda batch, size: self._backend.encode_image_texts(
-                        [(_page_image(p), p.text) for p in batch], size
+                        [(page_image(p), p.text) for p in batch], size
                     ),
                     group,
                     "Encoding pages",
@@ -374,35 +366,3 @@ class ColEmbedEncoder:
             for i, matrix in zip(index, matrices, strict=True):
                 out[i] = matrix
         return [m for m in out if m is not None]
-
-    def _wanted_image(self, page: Page) -> bool:
-        return self.page_input in ("image", "image_text") and page.image is None
-
-    def _page_mode(self, page: Page) -> str:
-        policy = self.page_input
-        if policy == "text" or page.image is None:
-            return "text"
-        images = self._backend.supports_images
-        if not images:
-            if policy in ("image", "image_text"):
-                raise ConfigurationError(
-                    f"page_input={policy!r} needs a model that embeds images; {self.spec.alias} is text-only"
-                )
-            return "text"
-        has_text = bool(page.text.strip())
-        if policy == "image" or not has_text:
-            return "image"
-        if self._backend.supports_image_text:
-            return "image_text"
-        if policy == "image_text":
-            raise ConfigurationError(
-                f"page_input='image_text' needs a model that embeds an image and its text together; "
-                f"{self.spec.alias} does not (use 'image' or 'text')"
-            )
-        return "image"
-
-
-def _page_image(page: Page) -> Any:
-    if page.image is None:  # pragma: no cover - modes route such pages to text
-        raise DocumentLoadError(page.source, "the page has no rendered image", page=page.page)
-    return open_image(page.image, source=page.source, page=page.page)

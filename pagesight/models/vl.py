@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from pagesight.errors import ConfigurationError, DocumentLoadError
+from pagesight.errors import ConfigurationError
 from pagesight.models._colembed_batching import run_batched
 from pagesight.models._colembed_common import ImageInput, check_dtype, open_image
 from pagesight.models._licenses import warn_non_commercial
+from pagesight.models._pages import check_texts, page_image, page_mode, page_text, warn_image_fallbacks
 from pagesight.models._vl_common import VLBackend, check_matrix
 from pagesight.models.base import EmbedderInfo
-from pagesight.models.colembed import page_title
 from pagesight.models.matryoshka import truncate_embeddings
 from pagesight.models.registry import (
     DENSE_VL_TEXT_MODELS,
@@ -48,7 +47,6 @@ PageInput = Literal["auto", "image", "text", "image_text"]
 VLBackendName = Literal["auto", "nvidia", "sentence-transformers", "nv-embed", "e5-v"]
 _BACKENDS = ("auto", "nvidia", "sentence-transformers", "nv-embed", "e5-v")
 _PAGE_INPUTS = ("auto", "image", "text", "image_text")
-
 
 
 def _pick_backend(spec: ModelSpec, backend: str, text_model: str | None) -> str:
@@ -239,7 +237,6 @@ class VLEncoder:
                 f"(native {native}), got {dimensions}"
             )
 
-
     # -- lifecycle --------------------------------------------------------------------------------
 
     def load(self) -> VLEncoder:
@@ -332,23 +329,13 @@ class VLEncoder:
         )
         return truncate_embeddings(np.stack(rows), self._dimensions, "plain")
 
-    @staticmethod
-    def _texts(texts: Sequence[str]) -> list[str]:
-        if isinstance(texts, str):
-            raise TypeError("`texts` must be a list of strings, not a single string")
-        out = list(texts)
-        for text in out:
-            if not isinstance(text, str):
-                raise TypeError(f"`texts` must hold strings, got {type(text).__name__}")
-        return out
-
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Embed search queries: float32 ``(len(texts), dimensions)``, unit rows."""
-        return self._run(self._backend.encode_queries, self._texts(texts), "query")
+        return self._run(self._backend.encode_queries, check_texts(texts), "query")
 
     def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Embed text documents: float32 ``(len(texts), dimensions)``, unit rows."""
-        return self._run(self._backend.encode_documents, self._texts(texts), "document")
+        return self._run(self._backend.encode_documents, check_texts(texts), "document")
 
     def encode_images(self, images: Sequence[ImageInput]) -> np.ndarray:
         """Embed images (``PIL.Image.Image`` or file paths): float32 ``(len(images), dimensions)``.
@@ -372,15 +359,18 @@ class VLEncoder:
         if not pages:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         self.load()
-        modes = [self._page_mode(page) for page in pages]
-        fallbacks = [p for p, m in zip(pages, modes, strict=True) if m == "text" and self._wanted_image(p)]
-        if fallbacks:
-            warnings.warn(
-                f"{len(fallbacks)} page(s) have no rendered image (e.g. {fallbacks[0].source} page "
-                f"{fallbacks[0].page}); embedded from their text instead",
-                UserWarning,
-                stacklevel=2,
+        self._check_page_input()
+        modes = [
+            page_mode(
+                self.page_input,
+                page,
+                images=self.supports_images,
+                image_text=self.supports_image_text,
+                model=self.spec.alias,
             )
+            for page in pages
+        ]
+        warn_image_fallbacks(self.page_input, pages, modes, stacklevel=2)
         out = np.zeros((len(pages), self.dimensions), dtype=np.float32)
         backend = self._backend
         for mode in ("text", "image", "image_text"):
@@ -389,28 +379,25 @@ class VLEncoder:
                 continue
             group = [pages[i] for i in index]
             if mode == "text":
-                texts = [p.text if p.text.strip() else page_title(p) for p in group]
+                texts = [page_text(p) for p in group]
                 vectors = self._run(backend.encode_documents, texts, "page")
             elif mode == "image":
                 vectors = self._run(
-                    lambda batch: backend.encode_images([_page_image(p) for p in batch]), group, "page"
+                    lambda batch: backend.encode_images([page_image(p) for p in batch]), group, "page"
                 )
             else:
                 vectors = self._run(
-                    lambda batch: backend.encode_image_texts([(_page_image(p), p.text) for p in batch]),
+                    lambda batch: backend.encode_image_texts([(page_image(p), p.text) for p in batch]),
                     group,
                     "page",
                 )
             out[index] = vectors
         return out
 
-    def _wanted_image(self, page: Page) -> bool:
-        return self.page_input in ("image", "image_text") and page.image is None
-
-    def _page_mode(self, page: Page) -> str:
+    def _check_page_input(self) -> None:
+        """Refuse a forced form the model cannot embed, whatever the pages are."""
         policy = self.page_input
-        images = self.supports_images
-        if policy in ("image", "image_text") and not images:
+        if policy in ("image", "image_text") and not self.supports_images:
             raise ConfigurationError(
                 f"page_input={policy!r} needs a model that embeds images; {self.spec.alias} is text-only"
             )
@@ -419,17 +406,3 @@ class VLEncoder:
                 f"page_input='image_text' needs a model that embeds an image and its text together; "
                 f"{self.spec.alias} does not (use 'image' or 'text')"
             )
-        if policy == "text" or page.image is None or not images:
-            return "text"
-        has_text = bool(page.text.strip())
-        if policy == "image" or not has_text:
-            return "image"
-        if self.supports_image_text:
-            return "image_text"
-        return "image"
-
-
-def _page_image(page: Page) -> Any:
-    if page.image is None:  # pragma: no cover - modes route such pages to text
-        raise DocumentLoadError(page.source, "the page has no rendered image", page=page.page)
-    return open_image(page.image, source=page.source, page=page.page)
