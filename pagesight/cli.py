@@ -36,38 +36,21 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _open_store(location: str, *, must_exist: bool) -> Any:
-    """Open the store at ``location``: a MultiVectorStore when it holds token vectors, else a PageStore."""
-    from pagesight.retrieval.store import PageStore
+    from pagesight.pipelines.stores import open_store
 
-    is_url = location.startswith(("http://", "https://"))
-    if not is_url and must_exist and not Path(location).is_dir():
-        raise ConfigurationError(
-            f"no store at {location}; create one with: pagesight index SOURCES... --store {location}"
-        )
-    store = PageStore(url=location) if is_url else PageStore(location)
-    info = store.embedder
-    if info is not None and info.kind == "late-interaction":
-        return _multivector_store(location)
-    return store
+    return open_store(location, must_exist=must_exist)
 
 
 def _multivector_store(location: str, **options: Any) -> Any:
-    from pagesight.retrieval.multivector import MultiVectorStore
+    from pagesight.pipelines.stores import open_multivector_store
 
-    if location.startswith(("http://", "https://")):
-        return MultiVectorStore(url=location, **options)
-    return MultiVectorStore(location, **options)
+    return open_multivector_store(location, **options)
 
 
 def _encoder_for_store(store: Any, location: str, args: argparse.Namespace) -> Any:
-    from pagesight.profiles import encoder_for
+    from pagesight.pipelines.stores import store_encoder
 
-    info = store.embedder
-    if info is None:
-        raise ConfigurationError(
-            f"store {location} is empty; index documents first: pagesight index SOURCES... --store {location}"
-        )
-    return encoder_for(info, trust_remote_code=_trusted(args))
+    return store_encoder(store, trust_remote_code=_trusted(args))
 
 
 def _query_profile(args: argparse.Namespace) -> Any:
@@ -200,21 +183,52 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generator(args: argparse.Namespace, encoder: Any) -> Any:
+    """The generator ``--generator`` (or the profile) names, with the options that apply to it."""
+    from pagesight.pipelines.generators import make_generator
+
+    profile = _query_profile(args)
+    spec = args.generator or (profile.generator if profile else "extractive")
+    kind = spec.split(":", 1)[0].strip().lower()
+    options: dict[str, Any] = {}
+    if kind in ("ollama", "hf") and args.max_images is not None:
+        options["max_images"] = args.max_images
+    if kind == "hf" and args.max_new_tokens is not None:
+        options["max_new_tokens"] = args.max_new_tokens
+    if kind == "ollama" and args.max_new_tokens is not None:
+        options["options"] = {"temperature": 0, "num_predict": args.max_new_tokens}
+    if kind == "extractive" and encoder is None:
+        raise ConfigurationError(
+            "the extractive generator needs the store's embedder; use --mode hybrid or dense"
+        )
+    return make_generator(
+        spec, encoder=encoder, ollama_host=args.ollama_host, trust_remote_code=_trusted(args), **options
+    )
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
-    from pagesight.pipelines.answer import ExtractiveGenerator, answer
+    from pagesight.pipelines.answer import answer
 
     searcher = _searcher(args)
-    if searcher.encoder is None:
-        raise ConfigurationError("ask needs the store's embedder; use --mode hybrid or dense")
-    result = answer(args.question, searcher, ExtractiveGenerator(searcher.encoder), k=args.k)
+    generator = _generator(args, searcher.encoder)
     if args.json:
+        result = answer(args.question, searcher, generator, k=args.k)
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return 0
-    print(result.text)
+
+    def show(piece: str) -> None:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    result = answer(args.question, searcher, generator, k=args.k, on_token=show)
+    print()
     if result.citations:
         print("\nSources:")
         for c in result.citations:
-            print(f"  {c.source} p.{c.page}" + (f"  ({c.image})" if c.image else ""))
+            print(f"  {c.source} p.{c.page}  (score {c.score:.3f})" + (f"  {c.image}" if c.image else ""))
+    if result.unmatched_citations:
+        unmatched = ", ".join(result.unmatched_citations)
+        _err(f"pagesight: the answer cites pages that were not retrieved: {unmatched}")
     return 0
 
 
@@ -310,6 +324,22 @@ def _late_search_args(p: argparse.ArgumentParser) -> None:
     _trust_arg(p)
 
 
+def _generator_args(p: argparse.ArgumentParser) -> None:
+    from pagesight.pipelines.generators import GENERATOR_HELP
+
+    p.add_argument(
+        "--generator",
+        default=None,
+        metavar="SPEC",
+        help=f"who writes the answer: {GENERATOR_HELP} (default: the profile's, else extractive)",
+    )
+    p.add_argument(
+        "--ollama-host", default=None, help="Ollama server (default: $OLLAMA_HOST or http://127.0.0.1:11434)"
+    )
+    p.add_argument("--max-images", type=int, default=None, help="vision generators: most page images sent")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="ollama/hf generators: longest answer")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pagesight import __version__
 
@@ -371,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
         _late_search_args(p)
         p.add_argument("--json", action="store_true", help="print JSON")
+        if name == "ask":
+            _generator_args(p)
         p.set_defaults(func=func)
 
     p = sub.add_parser("sources", help="list indexed sources and their page counts")

@@ -6,8 +6,11 @@
 |-----------|--------------------------------------------|------------------|----------|------------|
 | offline   | all-MiniLM-L6-v2 shipped by a PyPI package | dense + BM25     | none     | extractive |
 | offline-late | ``minilm-tokens``: all-MiniLM-L6-v2 token vectors | MaxSim + BM25 | none | extractive |
-| ollama    | Ollama ``nomic-embed-text`` (Nomic prefixes) | dense + BM25   | none     | extractive |
-| gpu       | ``llama-nemotron-embed-vl-1b-v2`` (image + text) | dense + BM25 | rerank-vl-1b-v2 | extractive |
+| ollama    | Ollama ``nomic-embed-text`` (Nomic prefixes) | dense + BM25   | none     | ``gemma3:4b`` |
+| gpu       | ``llama-nemotron-embed-vl-1b-v2`` (image + text) | dense + BM25 | rerank-vl-1b-v2 | Qwen3-VL |
+
+Generators: ``gemma3:4b`` through Ollama and ``Qwen/Qwen3-VL-2B-Instruct`` through transformers
+both read the page images as well as the page text.
 | auto      | ``gpu`` with CUDA and both models in the Hugging Face cache, else ``offline`` | | | |
 
 The ``gpu`` profile runs the two NVIDIA models' own code (pinned revisions), so choosing it
@@ -43,7 +46,8 @@ class Profile:
         name: the profile's name.
         embedder: model alias, Hub id, local folder or ``ollama:<name>`` for the page embedder.
         hybrid: fuse BM25 over page text with the dense scores.
-        generator: ``"extractive"`` (quotes the best passages; generators come in a later release).
+        generator: what writes answers (``pagesight ask``, ``pagesight serve``): ``"extractive"``
+            (quotes the best passages), ``"ollama:<model>"`` or ``"hf:<model>"``.
         description: one line for the CLI.
         reranker: reranker alias applied to the retrieved pages, or ``None``.
         trust_remote_code: the profile's models run their own code (pinned revisions), and
@@ -79,16 +83,17 @@ PROFILES: dict[str, Profile] = {
         name="ollama",
         embedder="ollama:nomic-embed-text",
         hybrid=True,
-        generator="extractive",
-        description="Ollama nomic-embed-text fused with BM25; extractive answers",
+        generator="ollama:gemma3:4b",
+        description="Ollama nomic-embed-text fused with BM25; answers by Ollama gemma3:4b from page text "
+        "and images",
     ),
     "gpu": Profile(
         name="gpu",
         embedder="llama-nemotron-embed-vl-1b-v2",
         hybrid=True,
-        generator="extractive",
+        generator="hf:Qwen/Qwen3-VL-2B-Instruct",
         description="NVIDIA llama-nemotron-embed-vl-1b-v2 (page image + text, CUDA) fused with BM25, "
-        "reranked by llama-nemotron-rerank-vl-1b-v2; extractive answers",
+        "reranked by llama-nemotron-rerank-vl-1b-v2; answers by Qwen3-VL-2B-Instruct from page images",
         reranker="llama-nemotron-rerank-vl-1b-v2",
         trust_remote_code=True,
     ),

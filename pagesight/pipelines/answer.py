@@ -10,9 +10,9 @@ generators plug into the same slot.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -24,13 +24,18 @@ __all__ = [
     "Answer",
     "Citation",
     "Generator",
+    "StreamingGenerator",
     "ExtractiveGenerator",
     "answer",
     "citation_label",
     "parse_citations",
+    "resolve_citations",
+    "source_name",
 ]
 
-_CITATION = re.compile(r"\[([^\[\]]+?) p\.(\d+)\]")
+_BRACKETS = re.compile(r"\[([^\[\]]+)\]")
+# One citation inside brackets: "<file> p.<N>", also "<file>, p. N", "<file> page N", "<file> pp. N".
+_ONE_CITATION = re.compile(r"^\s*(.+?)[\s,:]+(?:pp?\.?|pages?)\s*(\d+)\s*$", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n{2,}")
 
 
@@ -45,11 +50,25 @@ def citation_label(hit: Hit) -> str:
 
 
 def parse_citations(text: str) -> list[tuple[str, int]]:
-    """The ``(file, page)`` pairs cited in ``text``, in order of first appearance."""
+    """The ``(file, page)`` pairs cited in ``text``, in order of first appearance.
+
+    Reads ``[<file> p.<N>]`` and the variants models write: ``[<file>, p. N]``, ``[<file> page N]``
+    and several citations in one pair of brackets separated by ``;``.
+    """
     seen: dict[tuple[str, int], None] = {}
-    for m in _CITATION.finditer(text):
-        seen[(m.group(1).strip(), int(m.group(2)))] = None
+    for m in _BRACKETS.finditer(text):
+        for part in m.group(1).split(";"):
+            one = _ONE_CITATION.match(part)
+            if one:
+                seen[(one.group(1).strip().strip("\"'“”"), int(one.group(2)))] = None
     return list(seen)
+
+
+def _name_keys(name: str) -> tuple[str, str]:
+    """Case-folded file name, and the same without its extension (what a model may drop)."""
+    low = name.strip().casefold()
+    stem = low.rsplit(".", 1)[0] if "." in low else low
+    return low, stem
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +131,13 @@ class Generator(Protocol):
     """Writes an answer from retrieved pages, citing them as ``[<file> p.<N>]``."""
 
     def generate(self, question: str, pages: Sequence[Hit]) -> str: ...
+
+
+@runtime_checkable
+class StreamingGenerator(Generator, Protocol):
+    """A generator that can also hand out its answer piece by piece as the model writes it."""
+
+    def stream(self, question: str, pages: Sequence[Hit]) -> Iterator[str]: ...
 
 
 def _passages(text: str) -> list[str]:
@@ -199,28 +225,64 @@ class ExtractiveGenerator:
         return "\n".join(f"“{text}” {citation_label(hit)}" for text, hit in chosen)
 
 
+def resolve_citations(question: str, text: str, retrieved: Sequence[Hit]) -> Answer:
+    """Match the citations in ``text`` to the ``retrieved`` pages and build the :class:`Answer`.
+
+    A citation matches a retrieved page with the same page number whose file name is the same,
+    ignoring case and, failing that, the extension. Anything else is listed in
+    ``unmatched_citations``.
+    """
+    exact: dict[tuple[str, int], Hit] = {}
+    loose: dict[tuple[str, int], Hit] = {}
+    for h in retrieved:
+        low, stem = _name_keys(source_name(h.source))
+        exact.setdefault((low, h.page), h)
+        loose.setdefault((stem, h.page), h)
+    citations: list[Citation] = []
+    unmatched: list[str] = []
+    seen: set[str] = set()
+    for name, page in parse_citations(text):
+        low, stem = _name_keys(name)
+        hit = exact.get((low, page)) or loose.get((stem, page))
+        if hit is None:
+            unmatched.append(f"[{name} p.{page}]")
+        elif hit.id not in seen:
+            seen.add(hit.id)
+            citations.append(Citation(hit.source, hit.page, str(hit.image) if hit.image else None, hit.score))
+    return Answer(question, text, citations, list(retrieved), unmatched)
+
+
 def answer(
     question: str,
     searcher: PageSearcher,
     generator: Generator,
     *,
     k: int = 5,
+    on_token: Callable[[str], None] | None = None,
 ) -> Answer:
     """Retrieve ``k`` pages for ``question`` and let ``generator`` answer from them.
+
+    Args:
+        question: the question.
+        searcher: retrieves (and, when it has a reranker, reranks) the pages.
+        generator: writes the answer.
+        k: pages retrieved and shown to the generator.
+        on_token: called with each piece of the answer as it is written, when ``generator``
+            streams (:class:`StreamingGenerator`); otherwise once with the whole answer.
 
     Returns:
         An :class:`Answer` whose ``citations`` are the cited pages found among the retrieved ones
         and whose ``unmatched_citations`` lists any other citation the generator wrote.
     """
     retrieved = searcher.search(question, k=k)
-    text = generator.generate(question, retrieved)
-    by_label = {(source_name(h.source), h.page): h for h in retrieved}
-    citations: list[Citation] = []
-    unmatched: list[str] = []
-    for name, page in parse_citations(text):
-        hit = by_label.get((name, page))
-        if hit is None:
-            unmatched.append(f"[{name} p.{page}]")
-        else:
-            citations.append(Citation(hit.source, hit.page, str(hit.image) if hit.image else None, hit.score))
-    return Answer(question, text, citations, retrieved, unmatched)
+    if on_token is not None and isinstance(generator, StreamingGenerator):
+        pieces: list[str] = []
+        for piece in generator.stream(question, retrieved):
+            pieces.append(piece)
+            on_token(piece)
+        text = "".join(pieces)
+    else:
+        text = generator.generate(question, retrieved)
+        if on_token is not None:
+            on_token(text)
+    return resolve_citations(question, text, retrieved)
