@@ -33,7 +33,7 @@ from pagesight.errors import ModelNotAvailableError
 from pagesight.models._windows import estimate_tokens, pack_windows, pool_windows, spans_from_words
 from pagesight.models.registry import ModelSpec
 
-__all__ = ["OllamaBackend", "DEFAULT_CONTEXT"]
+__all__ = ["OllamaBackend", "DEFAULT_CONTEXT", "ollama_address", "show_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,57 @@ DEFAULT_CONTEXT = 2048
 
 _RESERVED = 4  # room for the special tokens the server adds ([CLS], [SEP], ...)
 _NUM_CTX = re.compile(r"^\s*num_ctx\s+(\d+)\s*$", re.MULTILINE)
+
+
+def ollama_address(host: str | None) -> str:
+    """The server address as error messages name it (``host``, or the default the client uses)."""
+    return host or "the default address (OLLAMA_HOST or http://127.0.0.1:11434)"
+
+
+def show_model(client: Any, name: str, where: str) -> Any:
+    """Ask the server about model ``name`` (``/api/show``), turning failures into actionable errors.
+
+    Shared by the embedder here and the chat generator (:mod:`pagesight.pipelines.ollama`)::
+
+        client = ollama.Client(host="http://127.0.0.1:11434")
+        shown = show_model(client, "llama3.2", "http://127.0.0.1:11434")
+        shown.capabilities   # ["completion", "tools"]
+
+    Args:
+        client: an ``ollama.Client``.
+        name: the Ollama model name.
+        where: the server address, as the messages name it (:func:`ollama_address`).
+
+    Returns:
+        The client's ``ShowResponse`` (``capabilities``, ``details``, ``modelinfo``, ``parameters``).
+
+    Raises:
+        ModelNotAvailableError: the server does not answer (start it with ``ollama serve``), the
+            model is not pulled (``ollama pull <name>``), or the server refuses to describe it.
+    """
+    ollama = require("ollama", "ollama")
+    import httpx  # a dependency of the ollama client
+
+    try:
+        return client.show(name)
+    except ConnectionError as e:
+        raise ModelNotAvailableError(
+            f"cannot reach the Ollama server at {where}: start it with `ollama serve` "
+            f"(install from https://ollama.com/download), then `ollama pull {name}`"
+        ) from e
+    except httpx.HTTPError as e:  # a timeout, or a peer that is not an HTTP server
+        raise ModelNotAvailableError(
+            f"the Ollama server at {where} did not answer properly ({type(e).__name__}: {e}); "
+            "is `ollama serve` running there?"
+        ) from e
+    except ollama.ResponseError as e:
+        if e.status_code == 404:
+            raise ModelNotAvailableError(
+                f"the Ollama server at {where} has no model {name!r}; pull it with `ollama pull {name}`"
+            ) from e
+        raise ModelNotAvailableError(
+            f"the Ollama server at {where} refused to describe {name!r}: {e.error}"
+        ) from e
 
 
 def _is_context_error(text: str) -> bool:
@@ -90,7 +141,7 @@ class OllamaBackend:
 
     @property
     def where(self) -> str:
-        return self.host or "the default address (OLLAMA_HOST or http://127.0.0.1:11434)"
+        return ollama_address(self.host)
 
     def load(self) -> None:
         """Check that the server answers and the model is pulled; read its size and context."""
@@ -99,23 +150,7 @@ class OllamaBackend:
                 return
             ollama = require("ollama", "ollama")
             client = ollama.Client(host=self.host, timeout=self.timeout)
-            try:
-                shown = client.show(self.name)
-            except ConnectionError as e:
-                raise ModelNotAvailableError(
-                    f"cannot reach the Ollama server at {self.where}: start it with `ollama serve` "
-                    f"(install from https://ollama.com/download), then `ollama pull {self.name}`"
-                ) from e
-            except ollama.ResponseError as e:
-                if e.status_code == 404:
-                    raise ModelNotAvailableError(
-                        f"the Ollama server at {self.where} has no model {self.name!r}; "
-                        f"pull it with `ollama pull {self.name}`"
-                    ) from e
-                raise ModelNotAvailableError(
-                    f"the Ollama server at {self.where} refused to describe {self.name!r}: {e.error}"
-                ) from e
-            self._read_show(shown)
+            self._read_show(show_model(client, self.name, self.where))
             self._client = client
 
     def _read_show(self, shown: Any) -> None:
