@@ -89,6 +89,10 @@ class ModelNotAvailableError(PagesightError):
     """A model could not be loaded (not downloaded, no Hub access, wrong library version)."""
 
 
+class GenerationError(PagesightError):
+    """A model failed while writing an answer (server error, lost connection, generation crash)."""
+
+
 class StoreError(PagesightError):
     """The page store cannot do what was asked."""
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pagesight._deps import require
-from pagesight.errors import ConfigurationError, DocumentLoadError, ModelNotAvailableError
+from pagesight.errors import ConfigurationError, DocumentLoadError, GenerationError, ModelNotAvailableError
 from pagesight.models.ollama import ollama_address, show_model
 from pagesight.pipelines._images import DEFAULT_MAX_PIXELS, bounded_image, png_bytes
 from pagesight.pipelines.prompt import SYSTEM_PROMPT, Prompt, build_prompt
@@ -248,7 +248,7 @@ class OllamaGenerator:
                 options["num_ctx"] = min(num_ctx, self._context) if self._context else num_ctx
         return {"model": self.model, "messages": messages, "options": options, "keep_alive": self.keep_alive}
 
-    def _failure(self, e: BaseException) -> ModelNotAvailableError:
+    def _failure(self, e: BaseException) -> ModelNotAvailableError | GenerationError:
         ollama = require("ollama", "ollama")
         if isinstance(e, ollama.ResponseError):
             if e.status_code == 404:
@@ -257,8 +257,8 @@ class OllamaGenerator:
                     f"pull it with `ollama pull {self.model}`"
                 )
             status = f" (HTTP {e.status_code})" if e.status_code > 0 else ""
-            return ModelNotAvailableError(f"Ollama could not answer with {self.model!r}{status}: {e.error}")
-        return ModelNotAvailableError(
+            return GenerationError(f"Ollama could not answer with {self.model!r}{status}: {e.error}")
+        return GenerationError(
             f"lost the Ollama server at {self.where} while {self.model!r} was answering "
             f"({type(e).__name__}: {e}); is `ollama serve` still running?"
         )
@@ -275,7 +275,8 @@ class OllamaGenerator:
         """The whole answer, citing pages as ``[<file> p.<N>]``.
 
         Raises:
-            ModelNotAvailableError: the server is gone, the model was removed, or the server failed.
+            ModelNotAvailableError: the model was removed from the server.
+            GenerationError: the server failed or went away while answering.
         """
         request = self._request(question, pages)
         try:
@@ -288,7 +289,8 @@ class OllamaGenerator:
         """The answer piece by piece as the model writes it; the pieces join to :meth:`generate`'s text.
 
         Raises:
-            ModelNotAvailableError: as :meth:`generate`, also when the server drops mid-answer.
+            ModelNotAvailableError, GenerationError: as :meth:`generate`, also when the server drops
+                mid-answer (the pieces received before stay handed out).
         """
         request = self._request(question, pages)
         try:
