@@ -229,12 +229,6 @@ def ingest(
     Example:
         >>> from pagesight.models import MatryoshkaEncoder
         >>> from pagesight.retrieval.store import PageStore
-
-if TYPE_CHECKING:
-    from pagesight.retrieval.multivector import MultiVectorStore
-
-Encoder = DenseTextEncoder | LateInteractionEncoder
-Store = Union[PageStore, "MultiVectorStore"]
         >>> report = ingest(["examples/"], PageStore("store"), MatryoshkaEncoder())
         >>> print(report.summary())  # doctest: +SKIP
     """
