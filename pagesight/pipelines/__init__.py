@@ -34,7 +34,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "build_prompt": ("pagesight.pipelines.prompt", None),
     "make_generator": ("pagesight.pipelines.generators", None),
     "OllamaGenerator": ("pagesight.pipelines.ollama", "ollama"),
-    "TransformersGenerator": ("pagesight.pipelines.hf", "st"),
+    "TransformersGenerator": ("pagesight.pipelines.hf", "hf"),
     "build_langchain_chain": ("pagesight.pipelines.langchain_chain", "langchain"),
     "build_llamaindex_query_engine": ("pagesight.pipelines.llamaindex_engine", "llamaindex"),
 }
