@@ -11,6 +11,14 @@ sequence and concatenated. So padding is marked by all-zero rows, wherever the t
 ``get_scores`` scores the zero-padded tensors directly; a padded zero row then counts as a document
 token of similarity 0, so a query token whose real similarities are all negative scores 0 there
 instead of its true maximum. pagesight scores the stripped matrices, which is exact MaxSim.
+
+:meth:`NvidiaColEmbedBackend.image_token_layout` places an image's tokens on the image (for
+heatmaps): it runs the model's own processor (``process_documents``) on the image, finds the image
+placeholder tokens in the sequence, and lays them out with the processor's rule: Qwen2/3-VL patch
+grids (``image_grid_thw``, the 4B/8B v2 models) or Eagle / Llama-Nemotron-VL dynamic tiles
+(``image_size``, ``max_input_tiles``, ``use_thumbnail``, ``num_image_token``). The count of
+placeholders must match the rule and the sequence length is reported, so a model that does things
+differently yields no layout rather than a wrong one.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import numpy as np
 
 from pagesight.errors import ModelNotAvailableError
 from pagesight.models._colembed_common import model_source, normalize_rows
+from pagesight.models._colembed_layout import ImageTokenLayout, TokenGrid, merged_patch_grid, tiled_grids
 from pagesight.models._remote import TRANSFORMERS_PINS, load_pretrained
 from pagesight.models.registry import ModelSpec
 
@@ -175,3 +184,148 @@ class NvidiaColEmbedBackend:
             raise ModelNotAvailableError(f"{self.spec.alias} has no forward_documents for image+text pages")
         docs = [{"image": image, "text": text} for image, text in pairs]
         return self._call(method, docs, "page")
+
+    # -- token layout -----------------------------------------------------------------------------
+
+    def image_token_layout(self, image: Any) -> ImageTokenLayout | None:
+        """Where the tokens :meth:`encode_images` returns for ``image`` lie on it, or ``None``.
+
+        ``None`` (with the reason logged at INFO) when the model exposes no ``process_documents``,
+        no image placeholder token, a grid rule not known here, or placeholders whose count does
+        not match the rule.
+        """
+        model = self.model
+        processor = _processor(model)
+        process = getattr(model, "process_documents", None) or getattr(processor, "process_documents", None)
+        if not callable(process):
+            logger.info("%s: no process_documents() to place image tokens with", self.spec.alias)
+            return None
+        with self._lock:
+            inputs = process([{"image": image, "text": ""}])
+        ids = _first_row(inputs.get("input_ids"))
+        mask = _first_row(inputs.get("attention_mask"))
+        if ids is None:
+            logger.info("%s: process_documents() returned no input_ids", self.spec.alias)
+            return None
+        if mask is None:
+            mask = [1] * len(ids)
+        kept = [int(t) for t, m in zip(ids, mask, strict=True) if int(m)]
+        token_id = _image_token_id(model, processor)
+        positions = [i for i, t in enumerate(kept) if t == token_id]
+        if token_id is None or not positions:
+            logger.info("%s: no image placeholder tokens in the processed sequence", self.spec.alias)
+            return None
+        first = positions[0]
+        if positions != list(range(first, first + len(positions))):
+            logger.info("%s: the image tokens are not one run; layout unknown", self.spec.alias)
+            return None
+        width, height = image.size
+        grids = self._grids(inputs, processor, model, width, height, first)
+        if grids is None:
+            return None
+        if sum(g.count for g in grids) != len(positions):
+            logger.info(
+                "%s: %d image tokens, but the tiling rule gives %d; layout unknown",
+                self.spec.alias,
+                len(positions),
+                sum(g.count for g in grids),
+            )
+            return None
+        return ImageTokenLayout(grids=tuple(grids), tokens=len(kept))
+
+    def _grids(
+        self, inputs: Any, processor: Any, model: Any, width: int, height: int, first: int
+    ) -> list[TokenGrid] | None:
+        thw = _first_row(inputs.get("image_grid_thw"))
+        if thw is not None:  # Qwen2/3-VL: one patch grid over the whole image, merged merge x merge
+            image_processor = getattr(processor, "image_processor", None)
+            merge = _setting("merge_size", image_processor, processor, model.config)
+            t, grid_h, grid_w = (int(v) for v in thw)
+            if t != 1 or not isinstance(merge, int):
+                logger.info("%s: image grid %s with merge %r; layout unknown", self.spec.alias, thw, merge)
+                return None
+            try:
+                return merged_patch_grid(
+                    width, height, first_token=first, grid_h=grid_h, grid_w=grid_w, merge=merge
+                )
+            except ValueError as e:
+                logger.info("%s: %s", self.spec.alias, e)
+                return None
+        holders = (processor, model, model.config)
+        if _setting("ps_version", model.config) == "v1":  # InternVL's old pixel shuffle transposes tiles
+            logger.info("%s: pixel shuffle v1 (column-major tiles) is not supported", self.spec.alias)
+            return None
+        image_size = _setting("image_size", *holders) or _setting("force_image_size", *holders)
+        max_tiles = _setting("max_input_tiles", *holders)
+        per_tile = _setting("num_image_token", *holders)
+        thumbnail = _setting("use_thumbnail", *holders)
+        dynamic = _setting("dynamic_image_size", *holders)
+        if not (isinstance(image_size, int) and isinstance(max_tiles, int) and isinstance(per_tile, int)):
+            logger.info(
+                "%s: the processor does not say its tile size, tile count and tokens per tile",
+                self.spec.alias,
+            )
+            return None
+        try:
+            return tiled_grids(
+                width,
+                height,
+                first_token=first,
+                image_size=image_size,
+                max_tiles=max_tiles,
+                use_thumbnail=bool(thumbnail),
+                tokens_per_tile=per_tile,
+                dynamic=dynamic is not False,
+            )
+        except ValueError as e:
+            logger.info("%s: %s", self.spec.alias, e)
+            return None
+
+
+def _processor(model: Any) -> Any:
+    """The model's processor: ``model.processor`` (Llama-Nemotron-VL) or ``model._get_processor()`` (Qwen)."""
+    processor = getattr(model, "processor", None)
+    if processor is not None:
+        return processor
+    getter = getattr(model, "_get_processor", None)
+    if callable(getter):
+        try:
+            return getter()
+        except Exception as e:  # a processor that cannot load means no layout, not a failed search
+            logger.info("the model's processor did not load: %s", e)
+    return None
+
+
+def _setting(name: str, *holders: Any) -> Any:
+    """The first non-None ``name`` attribute among ``holders``."""
+    for holder in holders:
+        value = getattr(holder, name, None) if holder is not None else None
+        if value is not None:
+            return value
+    return None
+
+
+def _image_token_id(model: Any, processor: Any) -> int | None:
+    """The id of the image placeholder token (``<IMG_CONTEXT>``, ``<|image_pad|>``)."""
+    value = _setting("img_context_token_id", model, model.config)
+    if value is None:
+        value = _setting("image_token_id", model.config, processor)
+    if value is None:
+        tokenizer = getattr(processor, "tokenizer", None)
+        for token in ("<IMG_CONTEXT>", "<|image_pad|>"):
+            converted = tokenizer.convert_tokens_to_ids(token) if tokenizer is not None else None
+            if isinstance(converted, int) and converted != getattr(tokenizer, "unk_token_id", None):
+                return converted
+        return None
+    return int(value)
+
+
+def _first_row(value: Any) -> list[Any] | None:
+    """The first row of a batch (tensor, array or nested list) as a list, or None."""
+    if value is None:
+        return None
+    rows = value.tolist() if hasattr(value, "tolist") else list(value)
+    if not rows:
+        return None
+    first = rows[0]
+    return list(first) if isinstance(first, (list, tuple)) else list(rows)

@@ -125,6 +125,32 @@ class TokenEmbeddingsBackend:
     def encode_image_texts(self, pairs: list[tuple[Any, str]], batch_size: int) -> list[np.ndarray]:
         raise ConfigurationError(f"{self.spec.alias} is a text-only model; it cannot embed images")
 
+    def token_spans(self, texts: list[str]) -> list[np.ndarray] | None:
+        """The characters behind each row of :meth:`encode_texts`: one ``(n_rows, 2)`` array per text.
+
+        Row ``i`` holds ``[start, end)`` of the text's ``i``-th token (the same tokenization and the
+        same rows as :meth:`encode_texts`, whose windows keep every token exactly once, in order);
+        an empty text's rows are its special tokens, ``(-1, -1)``. ``None`` when the tokenizer
+        gives no character offsets (a slow tokenizer).
+        """
+        self.load()
+        loaded = self._st._loaded
+        assert loaded is not None
+        tok = loaded.model.tokenizer
+        if not getattr(tok, "is_fast", False):
+            logger.info("%s has a slow tokenizer: no character offsets for its tokens", self.spec.alias)
+            return None
+        out = []
+        with loaded.lock:
+            prefix, suffix = _special_wrap(tok)
+            for text in texts:
+                enc = tok(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+                spans = [tuple(span) for span in enc["offset_mapping"]]
+                if not spans:  # an empty text: its special tokens are all there is
+                    spans = [(-1, -1)] * (len(prefix) + len(suffix))
+                out.append(np.asarray(spans, dtype=np.int64).reshape(-1, 2))
+        return out
+
     def encode_texts(self, texts: list[str], batch_size: int) -> list[np.ndarray]:
         """One matrix per text: every token of the text once (special tokens and padding dropped)."""
         import torch
@@ -301,20 +327,64 @@ class MultiVectorBackend:
         return max(2, int(length) - specials - prompt_tokens - 1)  # -1: a prefix token some models insert
 
     def _text_windows(self, text: str) -> list[str]:
+        return [text[start:end] for start, end in self._window_spans(text)]
+
+    def _window_spans(self, text: str) -> list[tuple[int, int]]:
+        """``[start, end)`` of each window of ``text`` (one window when it fits)."""
         tok = self.model.tokenizer
         budget = self._document_budget()
         fast = bool(getattr(tok, "is_fast", False))
         enc = tok(text, add_special_tokens=False, return_offsets_mapping=fast, verbose=False)
         if len(enc["input_ids"]) <= budget:
-            return [text]
+            return [(0, len(text))]
         words = (
             spans_from_tokens(enc["offset_mapping"], enc.word_ids(), budget)
             if fast
             else spans_from_words(text, budget)
         )
-        return [
-            text[w.start : w.end] for w in pack_windows(words, budget, min(self.window_overlap, budget // 2))
-        ]
+        return [(w.start, w.end) for w in pack_windows(words, budget, min(self.window_overlap, budget // 2))]
+
+    def token_spans(self, texts: list[str]) -> list[np.ndarray] | None:
+        """The characters behind each row of :meth:`encode_documents`: one ``(n_rows, 2)`` array per text.
+
+        Each window is run through the model's own document path (``output_value=None``: its
+        token ids and scoring mask, so prompt, special and skiplist tokens are placed exactly as
+        when encoding); the ids are matched with the tokenizer's offsets of ``prompt + window``.
+        Prompt and special tokens get ``(-1, -1)``. ``None`` (reason logged) for a slow
+        tokenizer, an image model, or ids that do not match the tokenizer's.
+        """
+        model = self.model
+        tok = model.tokenizer
+        if not getattr(tok, "is_fast", False):
+            logger.info("%s has a slow tokenizer: no character offsets for its tokens", self.spec.alias)
+            return None
+        prompt = (model.prompts or {}).get("document") or ""
+        out = []
+        for text in texts:
+            rows: list[tuple[int, int]] = []
+            for start, end in self._window_spans(text):
+                window = text[start:end]
+                with self._lock:
+                    features = model.encode_document([window], output_value=None, show_progress_bar=False)[0]
+                ids = features.get("input_ids")
+                mask = features.get("attention_mask")
+                if ids is None or mask is None:
+                    logger.info("%s does not report its token ids; no token spans", self.spec.alias)
+                    return None
+                ids, mask = ids.tolist(), mask.bool().tolist()
+                enc = tok(prompt + window, return_offsets_mapping=True, verbose=False)
+                if enc["input_ids"] != ids:
+                    logger.info("%s tokenizes documents its own way; no token spans", self.spec.alias)
+                    return None
+                for keep, (s, e) in zip(mask, enc["offset_mapping"], strict=True):
+                    if not keep:
+                        continue
+                    if e <= s or s < len(prompt):
+                        rows.append((-1, -1))
+                    else:
+                        rows.append((start + s - len(prompt), start + e - len(prompt)))
+            out.append(np.asarray(rows, dtype=np.int64).reshape(-1, 2))
+        return out
 
     def encode_images(self, images: list[Any], batch_size: int) -> list[np.ndarray]:
         if not self.supports_images:

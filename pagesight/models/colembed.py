@@ -25,6 +25,7 @@ import numpy as np
 from pagesight.errors import ConfigurationError
 from pagesight.models._colembed_batching import run_batched
 from pagesight.models._colembed_common import ColEmbedBackend, ImageInput, check_dtype, open_image
+from pagesight.models._colembed_layout import ImageTokenLayout
 from pagesight.models._licenses import warn_non_commercial
 from pagesight.models._pages import (
     check_texts,
@@ -100,6 +101,11 @@ class ColEmbedEncoder:
         p = enc.encode_pages(pages)                                  # [ (n_tokens, d) ] per page
         i = enc.encode_images(["page-1.png"])                        # [ (n_tokens, d) ]  (image models)
         score = (q[0] @ p[0].T).max(axis=1).sum()                    # MaxSim
+
+    Where the document tokens are (for heatmaps): :meth:`document_token_spans` gives the characters
+    behind each row of :meth:`encode_documents` (text-token models), :meth:`image_token_layout`
+    the patch grids behind the rows of :meth:`encode_images` (NVIDIA models); both return ``None``
+    where the model does not say.
 
     Every returned matrix is float32 ``(n_tokens, dimensions)``, padding removed, each row of unit
     length. The constructor loads nothing; the weights come on first use, once, under a lock;
@@ -366,3 +372,56 @@ class ColEmbedEncoder:
             for i, matrix in zip(index, matrices, strict=True):
                 out[i] = matrix
         return [m for m in out if m is not None]
+
+    # -- token locations --------------------------------------------------------------------------
+
+    def document_token_spans(self, texts: Sequence[str]) -> list[np.ndarray] | None:
+        """Where each row of :meth:`encode_documents` comes from in its text, or ``None``.
+
+        One ``(n_rows, 2)`` int64 array per text, row ``i`` the ``[start, end)`` characters of the
+        token behind row ``i`` of ``encode_documents([text])[0]`` (the same tokenization and
+        windows), ``(-1, -1)`` for a row from no character (an empty text's special tokens).
+
+        Example::
+
+            spans = enc.document_token_spans(["Invoice total: 42 EUR"])[0]   # (n_rows, 2)
+            [text[s:e] for s, e in spans]        # ['invoice', 'total', ':', '42', 'eu', '##r']
+
+        ``MultiVectorEncoder`` (ColBERT) models: rows of prompt and special tokens are
+        ``(-1, -1)``; their spans come from one extra pass through the model's document path.
+        Returns ``None`` where the backend cannot say (NVIDIA models; a slow tokenizer).
+        """
+        hook = getattr(self._backend, "token_spans", None)
+        if hook is None:
+            logger.info(
+                "%s (%s backend) does not map its tokens to characters", self.spec.alias, self.backend_name
+            )
+            return None
+        texts = check_texts(texts)
+        self.load()
+        result: list[np.ndarray] | None = hook(texts)
+        return result
+
+    def image_token_layout(self, image: ImageInput) -> ImageTokenLayout | None:
+        """Where the rows of ``encode_images([image])[0]`` lie on the image, or ``None``.
+
+        The layout's :class:`~pagesight.models._colembed_layout.TokenGrid` s give, for runs of
+        consecutive rows, the patch grid and the box of the image (pixels) it covers; rows outside
+        every grid (prompt and marker tokens) have no place. ``layout.tokens`` is the row count the
+        layout expects, to check against the matrix. ``None`` (reason logged at INFO) for text-only
+        models and for models whose image-token layout is not known.
+
+        Raises:
+            DocumentLoadError: ``image`` is a path to a missing or unreadable file.
+        """
+        if self.backend_name == "token-embeddings":
+            return None
+        hook = getattr(self._backend, "image_token_layout", None)
+        if hook is None:
+            logger.info("%s (%s backend) has no known image-token layout", self.spec.alias, self.backend_name)
+            return None
+        self.load()
+        if not self._backend.supports_images:
+            return None
+        result: ImageTokenLayout | None = hook(open_image(image))
+        return result

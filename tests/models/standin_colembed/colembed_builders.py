@@ -23,12 +23,15 @@ def standin_module() -> ModuleType:
     return module
 
 
-def build_standin(folder: Path, *, old_transformers: bool = False, seed: int = 0) -> Path:
+def build_standin(
+    folder: Path, *, old_transformers: bool = False, seed: int = 0, max_input_tiles: int = 1
+) -> Path:
     """Save a random-weight stand-in in ``folder``: config.json with ``auto_map``, weights, modeling file(s).
 
     ``old_transformers=True`` points ``AutoModel`` at a modeling file that imports a symbol removed
     after transformers 4.49 and records ``transformers_version: 4.49.0`` in config.json, as a model
-    saved with that version would.
+    saved with that version would. ``max_input_tiles`` > 1 makes images dynamically tiled (with a
+    thumbnail), as NVIDIA's processors do; the default keeps one 32x32 tile (16 patch tokens).
     """
     import torch
 
@@ -41,6 +44,7 @@ def build_standin(folder: Path, *, old_transformers: bool = False, seed: int = 0
             "AutoModel": f"{model_file}.StandinColEmbedModel",
         },
         architectures=["StandinColEmbedModel"],
+        max_input_tiles=max_input_tiles,
     )
     module.StandinColEmbedModel(config).save_pretrained(folder)
     shutil.copy(MODELING, folder / MODELING.name)

@@ -15,6 +15,18 @@ concatenated. ``get_scores`` takes tensors or lists and sums per-query-token max
 One deliberate difference: the token vectors pass through softplus before normalization, so all
 similarities are >= 0 and NVIDIA's zero-padding cannot change a maximum; pagesight's stripped MaxSim
 then equals ``get_scores`` exactly, which the tests check.
+
+Image token layout (what pagesight's heatmaps rely on), copied from NVIDIA's public
+``LlamaNemotronVLProcessor`` (``processing_llama_nemotron_vl.py``: ``dynamic_preprocess`` /
+``find_closest_aspect_ratio``) and ``LlamaNemotronVLModel.extract_feature`` (pixel shuffle ending
+row-major): the image is resized to ``cols x rows`` tiles of ``image_size`` pixels, the tiling chosen
+by the "area and aspect ratio" rule among at most ``max_input_tiles`` tiles; the tiles are cropped
+left to right, top to bottom, then (``use_thumbnail`` and more than one tile) a thumbnail of the whole
+image follows; each tile gives ``(image_size // patch_size) ** 2`` patch tokens, row by row. A
+document's sequence is ``[image tokens of every tile, marker, text bytes]``. With the default
+``max_input_tiles=1`` an image is one 32x32 tile: 16 patch tokens, as before tiling existed.
+``model.processor.process_documents`` returns the ``input_ids`` / ``attention_mask`` of that sequence,
+image positions holding ``config.img_context_token_id``, as the real processor's ``<IMG_CONTEXT>``.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
 PAD, QUERY, PASSAGE, OFFSET = 0, 1, 2, 3
+IMG_CONTEXT = 256 + OFFSET  # only in process_documents' input_ids: the forward pass embeds patches instead
 
 
 class StandinColEmbedConfig(PretrainedConfig):
@@ -38,6 +51,8 @@ class StandinColEmbedConfig(PretrainedConfig):
         image_size: int = 32,
         patch_size: int = 8,
         max_positions: int = 512,
+        max_input_tiles: int = 1,
+        use_thumbnail: bool = True,
         **kwargs,
     ) -> None:
         self.hidden_size = hidden_size
@@ -45,7 +60,94 @@ class StandinColEmbedConfig(PretrainedConfig):
         self.image_size = image_size
         self.patch_size = patch_size
         self.max_positions = max_positions
+        self.max_input_tiles = max_input_tiles
+        self.use_thumbnail = use_thumbnail
+        self.img_context_token_id = IMG_CONTEXT
         super().__init__(**kwargs)
+
+
+def find_closest_aspect_ratio(aspect_ratio, target_ratios, width, height, image_size):
+    """NVIDIA's rule: the tiling maximizing min(area ratio, 0.6) * aspect-ratio match (first wins)."""
+    best_factor = float("-inf")
+    best_ratio = (1, 1)
+    area = width * height
+    for ratio in target_ratios:
+        target_aspect_ratio = ratio[0] / ratio[1]
+        area_ratio = (ratio[0] * ratio[1] * image_size * image_size) / area
+        match = min(target_aspect_ratio / aspect_ratio, aspect_ratio / target_aspect_ratio)
+        factor = min(area_ratio, 0.6) * match
+        if factor > best_factor:
+            best_factor = factor
+            best_ratio = ratio
+    return best_ratio
+
+
+def dynamic_preprocess(image, min_num=1, max_num=6, image_size=448, use_thumbnail=False):
+    """NVIDIA's tiling: resize to cols x rows tiles, crop them row by row, then an optional thumbnail."""
+    orig_width, orig_height = image.size
+    aspect_ratio = orig_width / orig_height
+    target_ratios = sorted(
+        {
+            (i, j)
+            for n in range(min_num, max_num + 1)
+            for i in range(1, n + 1)
+            for j in range(1, n + 1)
+            if min_num <= i * j <= max_num
+        },
+        key=lambda x: x[0] * x[1],
+    )
+    cols, rows = find_closest_aspect_ratio(aspect_ratio, target_ratios, orig_width, orig_height, image_size)
+    target_width, target_height = image_size * cols, image_size * rows
+    resized = image.resize((target_width, target_height))
+    tiles = []
+    for i in range(cols * rows):
+        box = (
+            (i % cols) * image_size,
+            (i // cols) * image_size,
+            (i % cols + 1) * image_size,
+            (i // cols + 1) * image_size,
+        )
+        tiles.append(resized.crop(box))
+    if use_thumbnail and len(tiles) != 1:
+        tiles.append(image.resize((image_size, image_size)))
+    return tiles
+
+
+class StandinProcessor:
+    """The attributes and ``process_documents`` of NVIDIA's ``LlamaNemotronVLProcessor`` that matter here."""
+
+    dynamic_image_size = True
+
+    def __init__(self, config: StandinColEmbedConfig) -> None:
+        self.image_size = config.image_size
+        self.max_input_tiles = config.max_input_tiles
+        self.use_thumbnail = config.use_thumbnail
+        self.num_image_token = (config.image_size // config.patch_size) ** 2
+        self.config = config
+
+    def tiles(self, image) -> list:
+        return dynamic_preprocess(
+            image.convert("RGB"),
+            max_num=self.max_input_tiles,
+            image_size=self.image_size,
+            use_thumbnail=self.use_thumbnail,
+        )
+
+    def process_documents(self, documents: list[dict], **kwargs) -> dict:
+        seqs = []
+        for doc in documents:
+            image = doc.get("image")
+            n_image = len(self.tiles(image)) * self.num_image_token if image is not None else 0
+            text_room = self.config.max_positions - n_image
+            text = [b + OFFSET for b in doc.get("text", "").encode("utf-8")][: max(text_room - 1, 0)]
+            seqs.append([IMG_CONTEXT] * n_image + [PASSAGE] + text)
+        width = max(len(s) for s in seqs)
+        input_ids = torch.full((len(seqs), width), PAD, dtype=torch.long)
+        attention_mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            input_ids[row, : len(seq)] = torch.tensor(seq)
+            attention_mask[row, : len(seq)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
 def _pad_and_stack_embeddings(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -75,42 +177,58 @@ class StandinColEmbedModel(PreTrainedModel):
         )
         self.head = nn.Linear(h, h)
         self.calls: list[tuple[str, int]] = []
+        self.processor = StandinProcessor(config)
         self.post_init()
 
     @property
     def patches_per_image(self) -> int:
+        """Patch tokens per tile (one tile per image with the default ``max_input_tiles=1``)."""
         return (self.config.image_size // self.config.patch_size) ** 2
 
     def _pixels(self, image) -> torch.Tensor:
-        size = self.config.image_size
-        array = np.asarray(image.convert("RGB").resize((size, size)), dtype=np.float32) / 255.0
-        return torch.from_numpy(array).permute(2, 0, 1)
+        """The image's tiles as ``(n_tiles, 3, image_size, image_size)``."""
+        arrays = [np.asarray(tile, dtype=np.float32) / 255.0 for tile in self.processor.tiles(image)]
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
 
     def _ids(self, marker: int, text: str, room: int) -> list[int]:
         return [marker] + [b + OFFSET for b in text.encode("utf-8")][: max(room - 1, 0)]
 
     def forward(self, input_ids, attention_mask, pixel_values=None):
-        x = self.embed(input_ids)
-        mask = attention_mask
-        if pixel_values is not None:
-            patches = self.patch(pixel_values).flatten(2).transpose(1, 2)
-            x = torch.cat([patches, x], dim=1)
-            mask = torch.cat([torch.ones(patches.shape[:2], dtype=mask.dtype), mask], dim=1)
+        """``pixel_values``: one ``(n_tiles, 3, size, size)`` tensor per row, or None (text only)."""
+        if pixel_values is None:
+            x, mask = self.embed(input_ids), attention_mask
+        else:
+            rows, masks = [], []
+            for row, tiles in enumerate(pixel_values):
+                # patch tokens of each tile row by row (conv output flattened h-major), tile after tile
+                patches = self.patch(tiles).flatten(2).transpose(1, 2).reshape(-1, self.config.hidden_size)
+                keep = attention_mask[row]
+                rows.append(torch.cat([patches, self.embed(input_ids[row])]))
+                masks.append(torch.cat([torch.ones(patches.shape[0], dtype=keep.dtype), keep]))
+            width = max(r.shape[0] for r in rows)
+            x = torch.zeros(len(rows), width, self.config.hidden_size)
+            mask = torch.zeros(len(rows), width, dtype=attention_mask.dtype)
+            for row, (r, m) in enumerate(zip(rows, masks, strict=True)):
+                x[row, : r.shape[0]] = r
+                mask[row, : m.shape[0]] = m
         x = x + self.position(torch.arange(x.shape[1]))[None]
         x = self.layer(x, src_key_padding_mask=mask == 0)
         return self.head(x), mask
 
     def _embed_batch(self, items: list[tuple[int, str, object]]) -> torch.Tensor:
         with_image = items[0][2] is not None
-        room = self.config.max_positions - (self.patches_per_image if with_image else 0)
-        ids = [self._ids(marker, text, room) for marker, text, _ in items]
+        pixels = [self._pixels(image) for _, _, image in items] if with_image else None
+        n_image = [p.shape[0] * self.patches_per_image for p in pixels] if pixels else [0] * len(items)
+        ids = [
+            self._ids(marker, text, self.config.max_positions - n)
+            for (marker, text, _), n in zip(items, n_image, strict=True)
+        ]
         width = max(len(i) for i in ids)
         input_ids = torch.full((len(ids), width), PAD, dtype=torch.long)
         attention_mask = torch.zeros((len(ids), width), dtype=torch.long)
         for row, seq in enumerate(ids):
             input_ids[row, : len(seq)] = torch.tensor(seq)
             attention_mask[row, : len(seq)] = 1
-        pixels = torch.stack([self._pixels(image) for _, _, image in items]) if with_image else None
         with torch.inference_mode():
             hidden, mask = self(input_ids, attention_mask, pixels)
             embeddings = F.softplus(hidden) * mask.unsqueeze(-1)
