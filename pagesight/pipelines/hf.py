@@ -22,10 +22,8 @@ Known VLMs (:data:`KNOWN_VLMS`) load at a pinned Hub revision; other ids load at
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +33,10 @@ from typing import Any
 from pagesight._deps import require
 from pagesight.errors import (
     ConfigurationError,
-    DocumentLoadError,
     MissingDependencyError,
     ModelNotAvailableError,
 )
-from pagesight.pipelines.prompt import SYSTEM_PROMPT, Prompt, build_prompt
+from pagesight.pipelines.prompt import SYSTEM_PROMPT, Prompt, prompt_with_images
 from pagesight.retrieval.store import Hit
 
 __all__ = ["KNOWN_VLMS", "KnownVLM", "TransformersGenerator"]
@@ -434,44 +431,17 @@ class TransformersGenerator:
 
     # -- the prompt -------------------------------------------------------------------------------
 
-    def _open_images(self, pages: Sequence[Hit]) -> tuple[list[Hit], dict[Path, Any]]:
-        """The pages (an unreadable image dropped from its page, with a warning) and the bounded
-        PIL images of those the prompt will attach."""
-        from pagesight.pipelines._images import bounded_image
-
-        out = list(pages)
-        images: dict[Path, Any] = {}
-        for i, hit in enumerate(out):
-            if len(images) >= self.max_images:
-                break
-            if hit.image is None or not Path(hit.image).is_file():
-                continue
-            path = Path(hit.image)
-            if path in images:
-                continue
-            try:
-                images[path] = bounded_image(path, self.max_pixels)
-            except DocumentLoadError as e:
-                warnings.warn(
-                    f"skipping the unreadable page image {path} ({hit.source} p.{hit.page}): {e}",
-                    stacklevel=3,
-                )
-                out[i] = dataclasses.replace(hit, image=None)
-        return out, images
-
     def prompt(self, question: str, pages: Sequence[Hit]) -> tuple[Prompt, list[Any]]:
         """The prompt for ``question`` and the bounded PIL images it attaches, in its order."""
-        vision = self.vision and self.max_images > 0
-        shown, images = self._open_images(pages) if vision else (list(pages), {})
-        prompt = build_prompt(
+        return prompt_with_images(
             question,
-            shown,
-            images=vision,
+            pages,
+            images=self.vision,
             max_images=self.max_images,
+            max_pixels=self.max_pixels,
             max_chars_per_page=self.max_chars_per_page,
             system=self.system,
         )
-        return prompt, [images[p] for p in prompt.images if p in images]
 
     def _apply_template(self, template_owner: Any, messages: list[dict[str, Any]], **kwargs: Any) -> Any:
         """``apply_chat_template``; a template that refuses a system turn gets it folded into the user's."""

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pagesight._deps import require
 from pagesight.errors import ConfigurationError
-from pagesight.pipelines._images import DEFAULT_MAX_PIXELS, bounded_image, png_bytes
+from pagesight.pipelines._images import DEFAULT_MAX_PIXELS, png_bytes
 from pagesight.pipelines._retrieve import (
     StoreSearch,
     check_options,
@@ -46,7 +46,7 @@ from pagesight.pipelines._retrieve import (
     store_image_root,
 )
 from pagesight.pipelines.answer import resolve_citations
-from pagesight.pipelines.prompt import build_prompt
+from pagesight.pipelines.prompt import prompt_with_images
 from pagesight.retrieval.store import Hit
 
 if TYPE_CHECKING:
@@ -173,20 +173,21 @@ class _PromptMaker:
     def __call__(self, inputs: dict[str, Any]) -> Any:
         from langchain_core.messages import HumanMessage, SystemMessage
 
-        prompt = build_prompt(
+        prompt, opened = prompt_with_images(
             inputs["question"],
             _hits_of(inputs["retrieved"]),
             images=self.images,
             max_images=self.max_images,
+            max_pixels=self.max_pixels,
             max_chars_per_page=self.max_chars,
         )
         if self.plain:
             return prompt.plain()
-        if not prompt.images:
+        if not opened:
             return [SystemMessage(prompt.system), HumanMessage(prompt.user)]
         content: list[str | dict[str, Any]] = [{"type": "text", "text": prompt.user}]
-        for path in prompt.images:
-            data = base64.b64encode(png_bytes(bounded_image(path, self.max_pixels))).decode("ascii")
+        for img in opened:
+            data = base64.b64encode(png_bytes(img)).decode("ascii")
             content.append({"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}})
         return [SystemMessage(prompt.system), HumanMessage(content=content)]
 

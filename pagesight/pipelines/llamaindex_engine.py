@@ -35,7 +35,7 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle, TextNode
 
 from pagesight.errors import ConfigurationError
-from pagesight.pipelines._images import DEFAULT_MAX_PIXELS, bounded_image, png_bytes
+from pagesight.pipelines._images import DEFAULT_MAX_PIXELS, png_bytes
 from pagesight.pipelines._retrieve import (
     StoreSearch,
     check_options,
@@ -47,7 +47,7 @@ from pagesight.pipelines._retrieve import (
     store_image_root,
 )
 from pagesight.pipelines.answer import resolve_citations
-from pagesight.pipelines.prompt import Prompt, build_prompt
+from pagesight.pipelines.prompt import Prompt, prompt_with_images
 from pagesight.retrieval.store import Hit
 
 if TYPE_CHECKING:
@@ -200,19 +200,19 @@ class PageQueryEngine(BaseQueryEngine):
     def _prompt(self, question: str, hits: Sequence[Hit]) -> tuple[Prompt, Any]:
         """The prompt, and what the LLM gets: chat messages (with image blocks) or one string."""
         chat, images = self._decide_style()
-        prompt = build_prompt(
+        prompt, opened = prompt_with_images(
             question,
             hits,
             images=images,
             max_images=self.max_images,
+            max_pixels=self.max_pixels,
             max_chars_per_page=self.max_chars_per_page,
         )
         if not chat:
             return prompt, prompt.plain()
         blocks: list[Any] = [TextBlock(text=prompt.user)]
-        for path in prompt.images:
-            data = png_bytes(bounded_image(path, self.max_pixels))
-            blocks.append(ImageBlock(image=data, image_mimetype="image/png"))
+        for img in opened:
+            blocks.append(ImageBlock(image=png_bytes(img), image_mimetype="image/png"))
         messages = [
             ChatMessage(role=MessageRole.SYSTEM, content=prompt.system),
             ChatMessage(role=MessageRole.USER, blocks=blocks),

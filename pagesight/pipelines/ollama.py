@@ -24,18 +24,15 @@ for the next power of two, capped at the model's ``context_length``.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from pagesight._deps import require
-from pagesight.errors import ConfigurationError, DocumentLoadError, GenerationError, ModelNotAvailableError
+from pagesight.errors import ConfigurationError, GenerationError, ModelNotAvailableError
 from pagesight.models.ollama import ollama_address, show_model
-from pagesight.pipelines._images import DEFAULT_MAX_PIXELS, bounded_image, png_bytes
-from pagesight.pipelines.prompt import SYSTEM_PROMPT, Prompt, build_prompt
+from pagesight.pipelines._images import DEFAULT_MAX_PIXELS, png_bytes
+from pagesight.pipelines.prompt import SYSTEM_PROMPT, Prompt, prompt_with_images
 from pagesight.retrieval.store import Hit
 
 __all__ = ["OllamaGenerator"]
@@ -191,45 +188,18 @@ class OllamaGenerator:
 
     # -- the request ------------------------------------------------------------------------------
 
-    def _load_images(self, pages: Sequence[Hit]) -> tuple[list[Hit], dict[Path, bytes]]:
-        """The pages (an unreadable image dropped from its page, with a warning) and the PNG bytes
-        of the images the prompt will attach."""
-        out = list(pages)
-        data: dict[Path, bytes] = {}
-        for i, hit in enumerate(out):
-            if len(data) >= self.max_images:
-                break
-            if hit.image is None or not Path(hit.image).is_file():
-                continue
-            path = Path(hit.image)
-            if path in data:
-                continue
-            try:
-                data[path] = png_bytes(bounded_image(path, self.max_pixels))
-            except DocumentLoadError as e:
-                warnings.warn(
-                    f"skipping the unreadable page image {path} ({hit.source} p.{hit.page}): {e}",
-                    stacklevel=2,
-                )
-                out[i] = dataclasses.replace(hit, image=None)
-        return out, data
-
     def prompt(self, question: str, pages: Sequence[Hit]) -> tuple[Prompt, list[bytes]]:
         """The prompt for ``question`` and the PNG bytes of the images it attaches, in its order."""
-        vision = self.vision and self.max_images > 0
-        data: dict[Path, bytes] = {}
-        shown = list(pages)
-        if vision:
-            shown, data = self._load_images(pages)
-        prompt = build_prompt(
+        prompt, images = prompt_with_images(
             question,
-            shown,
-            images=vision,
+            pages,
+            images=self.vision,
             max_images=self.max_images,
+            max_pixels=self.max_pixels,
             max_chars_per_page=self.max_chars_per_page,
             system=self.system,
         )
-        return prompt, [data[p] for p in prompt.images if p in data]
+        return prompt, [png_bytes(img) for img in images]
 
     def _request(self, question: str, pages: Sequence[Hit]) -> dict[str, Any]:
         self.check()

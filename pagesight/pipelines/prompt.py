@@ -11,13 +11,20 @@ thing and all get citations :func:`pagesight.pipelines.answer.parse_citations` c
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from pagesight.errors import DocumentLoadError
 from pagesight.retrieval.store import Hit
 
-__all__ = ["SYSTEM_PROMPT", "Prompt", "build_prompt", "page_block"]
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["SYSTEM_PROMPT", "Prompt", "build_prompt", "page_block", "prompt_with_images"]
 
 SYSTEM_PROMPT = (
     "You answer questions about documents using only the pages you are given. "
@@ -100,3 +107,50 @@ def build_prompt(
         parts.append("No pages were found for this question.")
     parts.append(f"Question: {question.strip()}")
     return Prompt(system=system, user="\n\n".join(parts), images=attached, pages=shown)
+
+
+def prompt_with_images(
+    question: str,
+    pages: Sequence[Hit],
+    *,
+    images: bool,
+    max_images: int = 3,
+    max_pixels: int | None = None,
+    max_chars_per_page: int = 3000,
+    system: str = SYSTEM_PROMPT,
+) -> tuple[Prompt, list[Image.Image]]:
+    """:func:`build_prompt` and the page images it attaches, opened and bounded, in its order.
+
+    Each image is RGB and at most ``max_pixels`` (default
+    :data:`~pagesight.pipelines._images.DEFAULT_MAX_PIXELS`). A page image that cannot be read is
+    dropped from its page with a warning naming the file, and the page is shown as text, so the
+    "image i is [label]" line always matches the images that are sent.
+    """
+    from pagesight.pipelines._images import DEFAULT_MAX_PIXELS, bounded_image
+
+    budget = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    shown = list(pages)
+    opened: dict[Path, Image.Image] = {}
+    if images and max_images > 0:
+        for i, hit in enumerate(shown):
+            if len(opened) >= max_images:
+                break
+            if hit.image is None or not Path(hit.image).is_file() or Path(hit.image) in opened:
+                continue
+            try:
+                opened[Path(hit.image)] = bounded_image(hit.image, budget)
+            except DocumentLoadError as e:
+                warnings.warn(
+                    f"skipping the unreadable page image {hit.image} ({hit.source} p.{hit.page}): {e}",
+                    stacklevel=2,
+                )
+                shown[i] = dataclasses.replace(hit, image=None)
+    prompt = build_prompt(
+        question,
+        shown,
+        images=images and max_images > 0,
+        max_images=max_images,
+        max_chars_per_page=max_chars_per_page,
+        system=system,
+    )
+    return prompt, [opened[path] for path in prompt.images if path in opened]

@@ -102,3 +102,19 @@ def test_make_generator_reads_the_spec(encoder):
     for bad in ("gpt-4", "ollama:", "hf:  ", "extractive:x"):
         with pytest.raises(ConfigurationError, match="unknown generator"):
             make_generator(bad, encoder=encoder)
+
+
+def test_prompt_with_images_drops_an_unreadable_image_and_keeps_labels_in_step(tmp_path):
+    from pagesight.pipelines.prompt import prompt_with_images
+
+    good = _png(tmp_path / "good.png", (2000, 1000))
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG broken")
+    hits = [_hit("a.pdf", 1, "one", bad), _hit("a.pdf", 2, "two", good)]
+    with pytest.warns(UserWarning, match="bad.png"):
+        prompt, images = prompt_with_images("q", hits, images=True, max_images=2, max_pixels=20_000)
+    assert prompt.images == [good] and len(images) == 1
+    assert images[0].width * images[0].height <= 20_000
+    assert "image 1 is [a.pdf p.2]" in prompt.user and "p.1]," not in prompt.user
+    none, no_images = prompt_with_images("q", hits, images=False)
+    assert none.images == [] and no_images == []
