@@ -1,4 +1,4 @@
-"""The ``pagesight`` command: index, search, ask, sources, delete, eval.
+"""The ``pagesight`` command: index, search, ask, sources, delete, serve, eval.
 
 Exit status: 0 on success; 1 when some sources failed to index (the others stay indexed) or a
 command failed; 2 for bad usage or configuration.
@@ -414,6 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sources", nargs="+")
     _store_arg(p)
     p.set_defaults(func=cmd_delete)
+
+    from pagesight.ui.command import add_serve_parser
+
+    add_serve_parser(sub)  # pagesight serve: the web app
 
     p = sub.add_parser("eval", help="retrieval metrics on a JSONL query file")
     _store_arg(p)
