@@ -70,6 +70,24 @@ def test_ask_cites_the_answering_page(indexed, capsys):
     assert result["citations"][0]["page"] == 1
 
 
+def test_ask_prints_the_answer_then_its_sources_with_scores(indexed, capsys):
+    code, out, _ = run(capsys, "ask", "Why should tomato plants be staked?", "--store", str(indexed))
+    assert code == 0
+    answer_part, sources = out.split("\nSources:\n")
+    assert "[garden.pdf p.1]" in answer_part
+    first = sources.splitlines()[0]
+    assert first.strip().startswith(f"{indexed.parent / 'docs' / 'garden.pdf'} p.1  (score ")
+    assert first.rstrip().endswith(".png")
+
+
+def test_ask_refuses_an_unknown_generator_as_a_usage_error(indexed, capsys):
+    code, _, err = run(capsys, "ask", "tomatoes", "--store", str(indexed), "--generator", "gpt-4")
+    assert code == 2
+    assert "unknown generator 'gpt-4'" in err and "ollama:<model>" in err
+    code, _, err = run(capsys, "ask", "tomatoes", "--store", str(indexed), "--mode", "bm25")
+    assert code == 2 and "needs the store's embedder" in err
+
+
 def test_eval_json_has_the_four_metrics(indexed, corpus, tmp_path, capsys):
     queries = tmp_path / "q.jsonl"
     queries.write_text(
