@@ -33,6 +33,7 @@ from typing import Any
 from pagesight._deps import require
 from pagesight.errors import (
     ConfigurationError,
+    GenerationError,
     MissingDependencyError,
     ModelNotAvailableError,
 )
@@ -551,8 +552,17 @@ class TransformersGenerator:
 
             stop = _StopAtStrings(self._tokenizer, inputs["input_ids"].shape[-1], self._stops)
             kwargs["stopping_criteria"] = StoppingCriteriaList([stop])
-        with torch.inference_mode():
-            return self._model.generate(**kwargs, **extra)
+        try:
+            with torch.inference_mode():
+                return self._model.generate(**kwargs, **extra)
+        except torch.OutOfMemoryError as e:
+            raise GenerationError(
+                f"{self.model} ran out of memory writing the answer on {self._device}: lower max_images "
+                f"(now {self.max_images}), max_pixels (now {self.max_pixels}) or max_new_tokens "
+                f"(now {self.max_new_tokens}), or retrieve fewer pages (-k)"
+            ) from e
+        except RuntimeError as e:
+            raise GenerationError(f"{self.model} failed while writing the answer: {e}") from e
 
     def generate(self, question: str, pages: Sequence[Hit]) -> str:
         """The whole answer (greedy, at most ``max_new_tokens`` tokens), citing pages as ``[<file> p.<N>]``.

@@ -139,6 +139,24 @@ def test_stream_pieces_join_to_the_generated_text(qwen, pages):
     assert all(pieces)
 
 
+def test_running_out_of_memory_while_answering_says_what_to_lower(tiny_qwen, pages, monkeypatch):
+    import torch
+
+    from pagesight.errors import GenerationError
+
+    folder, remote = tiny_qwen
+    gen = TransformersGenerator(str(folder), trust_remote_code=remote, max_images=2).load()
+
+    def out_of_memory(**kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(gen.hf_model, "generate", out_of_memory)  # what a too-large prompt does on a GPU
+    with pytest.raises(GenerationError, match=r"lower max_images \(now 2\)"):
+        gen.generate("q", pages)
+    with pytest.raises(GenerationError, match="ran out of memory"):
+        "".join(gen.stream("q", pages))
+
+
 def test_pages_without_images_send_no_image(qwen, pages):
     text_only = [h for h in pages if h.image is None]
     inputs = qwen.build_inputs(QUESTION, text_only)
