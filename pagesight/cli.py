@@ -93,25 +93,19 @@ def _searcher(args: argparse.Namespace) -> Any:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from pagesight.models.matryoshka import MatryoshkaEncoder
     from pagesight.pipelines.ingest import SourceResult, ingest
-    from pagesight.profiles import is_dense_vl_model, is_late_interaction_model, resolve_profile
+    from pagesight.profiles import model_kind, page_encoder, resolve_profile
 
     profile, why = resolve_profile(args.profile)
     model = args.model or profile.embedder
     trust = args.trust_remote_code or profile.trust_remote_code
-    kind = args.embedder
-    if kind is None:
-        kind = "late" if is_late_interaction_model(model) else "vl" if is_dense_vl_model(model) else "dense"
+    kind = args.embedder or model_kind(model)
     _err(f"pagesight: {why} — {profile.description}" + (f"; model {model}" if args.model else ""))
     if args.page_input != "auto" and kind == "dense":
         raise ConfigurationError("--page-input applies to vision-language and late-interaction models")
     if kind == "late":
-        from pagesight.models.colembed import ColEmbedEncoder
-
         if args.dimensions is not None:
             raise ConfigurationError("--dimensions applies to dense embedders, not late interaction")
-        encoder: Any = ColEmbedEncoder(model, trust_remote_code=trust, page_input=args.page_input)
         store: Any = _multivector_store(
             args.store, storage=args.storage, pool_factor=args.pool_factor, summary=args.summary
         )
@@ -120,15 +114,10 @@ def cmd_index(args: argparse.Namespace) -> int:
             raise ConfigurationError(
                 "--storage, --pool-factor and --summary apply to late-interaction models"
             )
-        if kind == "vl":
-            from pagesight.models.vl import VLEncoder
-
-            encoder = VLEncoder(
-                model, dimensions=args.dimensions, trust_remote_code=trust, page_input=args.page_input
-            )
-        else:
-            encoder = MatryoshkaEncoder(model, dimensions=args.dimensions, trust_remote_code=trust)
         store = _open_store(args.store, must_exist=False)
+    encoder = page_encoder(
+        model, kind, trust_remote_code=trust, page_input=args.page_input, dimensions=args.dimensions
+    )
 
     def show(r: SourceResult) -> None:
         if r.status == "failed":
@@ -185,11 +174,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _generator(args: argparse.Namespace, encoder: Any) -> Any:
     """The generator ``--generator`` (or the profile) names, with the options that apply to it."""
-    from pagesight.pipelines.generators import make_generator
+    from pagesight.pipelines.generators import make_generator, parse_generator_spec
 
     profile = _query_profile(args)
     spec = args.generator or (profile.generator if profile else "extractive")
-    kind = spec.split(":", 1)[0].strip().lower()
+    kind, _ = parse_generator_spec(spec)
     options: dict[str, Any] = {}
     if kind in ("ollama", "hf") and args.max_images is not None:
         options["max_images"] = args.max_images

@@ -31,6 +31,8 @@ __all__ = [
     "resolve_profile",
     "gpu_ready",
     "encoder_for",
+    "model_kind",
+    "page_encoder",
     "is_dense_vl_model",
     "is_late_interaction_model",
 ]
@@ -211,3 +213,50 @@ def encoder_for(
     return MatryoshkaEncoder(
         info.model, dimensions=info.dimensions, revision=info.revision, trust_remote_code=trust_remote_code
     )
+
+
+def model_kind(model: str) -> str:
+    """``"late"``, ``"vl"`` or ``"dense"``: the kind of embedder ``model`` names (dense when unknown)."""
+    if is_late_interaction_model(model):
+        return "late"
+    return "vl" if is_dense_vl_model(model) else "dense"
+
+
+def page_encoder(
+    model: str,
+    kind: str | None = None,
+    *,
+    trust_remote_code: bool = False,
+    page_input: str = "auto",
+    dimensions: int | None = None,
+) -> DenseTextEncoder | DensePageEncoder | LateInteractionEncoder:
+    """The encoder that indexes pages with ``model`` (constructed; weights load on first use).
+
+    Args:
+        model: alias, Hub id, local folder or ``ollama:<name>``.
+        kind: ``"late"``, ``"vl"`` or ``"dense"``; ``None``: :func:`model_kind`.
+        trust_remote_code: allow the model's own code (pinned revisions).
+        page_input: vision-language and late-interaction models: what of a page is embedded.
+        dimensions: Matryoshka truncation (dense and vl models).
+
+    Raises:
+        ConfigurationError: an option that does not apply to the kind.
+    """
+    kind = kind or model_kind(model)
+    if page_input != "auto" and kind == "dense":
+        raise ConfigurationError("page input applies to vision-language and late-interaction models")
+    if kind == "late":
+        from pagesight.models.colembed import ColEmbedEncoder
+
+        if dimensions is not None:
+            raise ConfigurationError("dimensions apply to dense embedders, not late interaction")
+        return ColEmbedEncoder(model, trust_remote_code=trust_remote_code, page_input=page_input)  # type: ignore[arg-type]
+    if kind == "vl":
+        from pagesight.models.vl import VLEncoder
+
+        return VLEncoder(
+            model, dimensions=dimensions, trust_remote_code=trust_remote_code, page_input=page_input  # type: ignore[arg-type]
+        )
+    from pagesight.models.matryoshka import MatryoshkaEncoder
+
+    return MatryoshkaEncoder(model, dimensions=dimensions, trust_remote_code=trust_remote_code)

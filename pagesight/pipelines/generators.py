@@ -15,9 +15,22 @@ from pagesight.errors import ConfigurationError
 from pagesight.models.base import DenseTextEncoder, LateInteractionEncoder
 from pagesight.pipelines.answer import ExtractiveGenerator, Generator
 
-__all__ = ["GENERATOR_HELP", "make_generator"]
+__all__ = ["GENERATOR_HELP", "make_generator", "parse_generator_spec"]
 
 GENERATOR_HELP = "extractive | ollama:<model> | hf:<model id or folder>"
+
+
+def parse_generator_spec(spec: str) -> tuple[str, str]:
+    """``(kind, model)`` of a generator spec: ``("extractive", "")``, ``("ollama", m)`` or ``("hf", m)``.
+
+    Raises:
+        ConfigurationError: an unknown form or an empty model name.
+    """
+    kind, _, name = spec.strip().partition(":")
+    kind, name = kind.lower(), name.strip()
+    if (kind == "extractive" and not name) or (kind in ("ollama", "hf") and name):
+        return kind, name
+    raise ConfigurationError(f"unknown generator {spec!r}; use {GENERATOR_HELP}")
 
 
 def make_generator(
@@ -43,18 +56,15 @@ def make_generator(
     Raises:
         ConfigurationError: an unknown form, an empty model name, or ``extractive`` without an encoder.
     """
-    kind, _, name = spec.strip().partition(":")
-    kind = kind.lower()
-    if kind == "extractive" and not name:
+    kind, name = parse_generator_spec(spec)
+    if kind == "extractive":
         if encoder is None:
             raise ConfigurationError("the extractive generator needs the store's encoder")
         return ExtractiveGenerator(encoder, **options)
-    if kind == "ollama" and name.strip():
+    if kind == "ollama":
         from pagesight.pipelines.ollama import OllamaGenerator
 
-        return OllamaGenerator(name.strip(), host=ollama_host, **options)
-    if kind == "hf" and name.strip():
-        from pagesight.pipelines.hf import TransformersGenerator
+        return OllamaGenerator(name, host=ollama_host, **options)
+    from pagesight.pipelines.hf import TransformersGenerator
 
-        return TransformersGenerator(name.strip(), trust_remote_code=trust_remote_code, **options)
-    raise ConfigurationError(f"unknown generator {spec!r}; use {GENERATOR_HELP}")
+    return TransformersGenerator(name, trust_remote_code=trust_remote_code, **options)

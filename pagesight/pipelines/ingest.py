@@ -182,7 +182,12 @@ def _ingest_one(
                 loaded = load_source(source, image_dir=staging, **loader_options)
                 # render the next pages while the current batch is embedded
                 pages, vectors = _embed_pages(prefetch(loaded, 2 * batch_size), encoder, batch_size, bar)
-        notes = tuple(str(w.message) for w in caught)
+        # The record is process-wide: keep the user-facing warnings (pagesight's are UserWarnings)
+        # and hand library deprecations, possibly from other threads, back to the warning system.
+        notes = tuple(str(w.message) for w in caught if issubclass(w.category, UserWarning))
+        for w in caught:
+            if not issubclass(w.category, UserWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         for note in notes:
             logger.info(note)
         if not pages:

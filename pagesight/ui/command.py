@@ -30,14 +30,10 @@ def no_auth_warning(host: str) -> str | None:
 
 
 def _check_generator(spec: str | None) -> None:
-    from pagesight.pipelines.generators import GENERATOR_HELP
+    from pagesight.pipelines.generators import parse_generator_spec
 
-    if spec is None:
-        return
-    kind, _, name = spec.strip().partition(":")
-    if (kind.lower() == "extractive" and not name) or (kind.lower() in ("ollama", "hf") and name.strip()):
-        return
-    raise ConfigurationError(f"unknown generator {spec!r}; use {GENERATOR_HELP}")
+    if spec is not None:
+        parse_generator_spec(spec)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -131,24 +131,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _profile_encoder(profile: Profile, *, trust_remote_code: bool) -> Any:
-    """The page encoder a profile indexes with (as ``pagesight index --profile`` builds it)."""
-    from pagesight.profiles import is_dense_vl_model, is_late_interaction_model
-
-    model = profile.embedder
-    if is_late_interaction_model(model):
-        from pagesight.models.colembed import ColEmbedEncoder
-
-        return ColEmbedEncoder(model, trust_remote_code=trust_remote_code)
-    if is_dense_vl_model(model):
-        from pagesight.models.vl import VLEncoder
-
-        return VLEncoder(model, trust_remote_code=trust_remote_code)
-    from pagesight.models.matryoshka import MatryoshkaEncoder
-
-    return MatryoshkaEncoder(model, trust_remote_code=trust_remote_code)
-
-
 class _CountingEncoder:
     """The encoder, telling ``on_pages`` how many pages each batch embedded (indexing progress).
 
@@ -351,7 +333,9 @@ class App:
 
             profile, why = resolve_profile(self.profile_name)
             trust = self.trust_remote_code or profile.trust_remote_code
-            encoder = _profile_encoder(profile, trust_remote_code=trust)
+            from pagesight.profiles import page_encoder
+
+            encoder = page_encoder(profile.embedder, trust_remote_code=trust)
             from pagesight.retrieval.multivector import MultiVectorStore
 
             late = encoder.info.kind == "late-interaction"

@@ -76,3 +76,31 @@ def test_other_embedder_is_refused(tmp_path, corpus, encoder):
         ingest([corpus["network"]], store, smaller, show_progress=False)
     assert "384" in str(e.value) and "128" in str(e.value)
     assert [s.source for s in store.sources()] == [str(corpus["garden"])]
+
+
+def test_warnings_from_other_threads_and_libraries_are_not_a_sources_notes(tmp_path, corpus, encoder):
+    """Only user-facing warnings become a source's notes; a library deprecation raised meanwhile
+    (here by another thread, as a web server's would) is passed on, not attributed to the source."""
+    import threading
+    import warnings
+
+    from pagesight.pipelines.ingest import ingest
+    from pagesight.retrieval.store import PageStore
+
+    stop = threading.Event()
+
+    def noisy() -> None:
+        while not stop.is_set():
+            warnings.warn("some_library.old_api is deprecated", DeprecationWarning, stacklevel=1)
+            stop.wait(0.001)
+
+    thread = threading.Thread(target=noisy, daemon=True)
+    thread.start()
+    try:
+        report = ingest([corpus["garden"]], PageStore(tmp_path / "store"), encoder, show_progress=False)
+    finally:
+        stop.set()
+        thread.join()
+    (result,) = report.results
+    assert result.status == "indexed"
+    assert not any("deprecated" in w for w in result.warnings)
