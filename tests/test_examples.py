@@ -112,3 +112,10 @@ def test_chain_example_without_a_server_says_how_to_start_one(tmp_path):
     pdf = write_pdf(tmp_path / "network.pdf", NETWORK)
     proc = _run("langchain_chain.py", "--sources", str(pdf), env={"OLLAMA_HOST": "http://127.0.0.1:9"})
     assert proc.returncode == 1 and "ollama serve" in proc.stderr
+
+
+@pytest.mark.slow
+def test_web_app_example_serves_its_page(example_store):
+    proc = _run("web_app.py", "--store", str(example_store), "--check")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"http://127\.0\.0\.1:\d+/? answered 200", proc.stdout), proc.stdout
