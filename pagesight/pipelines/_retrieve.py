@@ -20,6 +20,7 @@ Example::
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +43,7 @@ __all__ = [
     "metadata_hit",
     "model_reranker",
     "page_hit",
+    "plan_retrieval",
     "page_number",
     "query_encoder",
     "rerank_hits",
@@ -237,6 +239,39 @@ class StoreSearch:
     def search(self, question: str, k: int) -> list[Hit]:
         """The ``k`` best pages for ``question``, best first (reranked when a reranker is set)."""
         return self.searcher.search(question, k=k)
+
+
+def plan_retrieval(
+    store: Any,
+    embedder: Any,
+    retriever: Any,
+    reranker: Any,
+    *,
+    framework_reranker: bool,
+    mode: str,
+    k: int,
+    rerank_candidates: int,
+    trust_remote_code: bool,
+) -> tuple[StoreSearch | None, Reranker | None]:
+    """What a builder retrieves with: the store search (``None`` when ``retriever`` does it) and
+    pagesight's own reranker (``None`` when ``reranker`` is the framework's own reranker or absent).
+
+    An ``embedder`` given beside a ``retriever`` is ignored with a warning.
+    """
+    model = None if framework_reranker else model_reranker(reranker, trust_remote_code=trust_remote_code)
+    if retriever is not None:
+        if embedder is not None:
+            warnings.warn("`embedder` is ignored: the retriever embeds its own queries", stacklevel=3)
+        return None, model
+    search = StoreSearch(
+        store,
+        embedder,
+        mode=mode,  # type: ignore[arg-type]
+        reranker=model,
+        rerank_candidates=max(k, rerank_candidates),
+        trust_remote_code=trust_remote_code,
+    )
+    return search, model
 
 
 def store_image_root(store: PageStore | MultiVectorStore | str | Path | None) -> Path | None:

@@ -40,8 +40,8 @@ from pagesight.pipelines._retrieve import (
     check_options,
     hit_metadata,
     metadata_hit,
-    model_reranker,
     page_hit,
+    plan_retrieval,
     rerank_hits,
     store_image_root,
 )
@@ -345,22 +345,17 @@ def build_langchain_chain(
     if retriever is None and store is None:
         raise ConfigurationError("give `store=` (a pagesight store or its folder) or `retriever=`")
     compressor = reranker if isinstance(reranker, BaseDocumentCompressor) else None
-    pagesight_reranker = (
-        None if compressor is not None else model_reranker(reranker, trust_remote_code=trust_remote_code)
+    search, pagesight_reranker = plan_retrieval(
+        store,
+        embedder,
+        retriever,
+        reranker,
+        framework_reranker=compressor is not None,
+        mode=mode,
+        k=k,
+        rerank_candidates=rerank_candidates,
+        trust_remote_code=trust_remote_code,
     )
-    search: StoreSearch | None = None
-    if retriever is None:
-        assert store is not None
-        search = StoreSearch(
-            store,
-            embedder,
-            mode=mode,
-            reranker=pagesight_reranker,
-            rerank_candidates=max(k, rerank_candidates),
-            trust_remote_code=trust_remote_code,
-        )
-    elif embedder is not None:
-        warnings.warn("`embedder` is ignored: the retriever embeds its own queries", stacklevel=2)
     plain = _is_plain_llm(llm)
     if plain and images:
         warnings.warn(

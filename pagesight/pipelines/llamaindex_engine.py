@@ -41,8 +41,8 @@ from pagesight.pipelines._retrieve import (
     check_options,
     hit_metadata,
     metadata_hit,
-    model_reranker,
     page_hit,
+    plan_retrieval,
     rerank_hits,
     store_image_root,
 )
@@ -429,22 +429,17 @@ def build_llamaindex_query_engine(
     if images is not None and not isinstance(images, bool):
         raise ConfigurationError(f"`images` must be True, False or None, got {images!r}")
     postprocessor = reranker if isinstance(reranker, BaseNodePostprocessor) else None
-    pagesight_reranker = (
-        None if postprocessor is not None else model_reranker(reranker, trust_remote_code=trust_remote_code)
+    search, pagesight_reranker = plan_retrieval(
+        store,
+        embedder,
+        retriever,
+        reranker,
+        framework_reranker=postprocessor is not None,
+        mode=mode,
+        k=k,
+        rerank_candidates=rerank_candidates,
+        trust_remote_code=trust_remote_code,
     )
-    search: StoreSearch | None = None
-    if retriever is None:
-        assert store is not None
-        search = StoreSearch(
-            store,
-            embedder,
-            mode=mode,
-            reranker=pagesight_reranker,
-            rerank_candidates=max(k, rerank_candidates),
-            trust_remote_code=trust_remote_code,
-        )
-    elif embedder is not None:
-        warnings.warn("`embedder` is ignored: the retriever embeds its own queries", stacklevel=2)
     return PageQueryEngine(
         llm,
         retriever=retriever,
