@@ -7,6 +7,16 @@ Two renderers are supported:
 - ``"pdfium"`` (pypdfium2 / PDFium, extra ``pdfium``): Apache-2.0 / BSD-3-Clause, the permissive choice.
 
 ``renderer=None`` uses PyMuPDF when it imports, else pypdfium2.
+
+Limits (each with a keyword to raise it):
+
+- ``max_pages`` (default :data:`DEFAULT_MAX_PAGES`, 10,000): a PDF with more pages is refused with
+  :class:`~pagesight.errors.DocumentLoadError` when it is opened, before any page is rendered.
+- ``max_pixels`` (default :data:`~pagesight.documents.images.DEFAULT_MAX_PIXELS`, about 89.5
+  million): a page whose rendering at ``dpi`` would exceed it raises
+  :class:`~pagesight.errors.ImageTooLargeError` before rendering (lower ``dpi`` or raise the limit).
+- ``max_chars_per_page`` (default :data:`DEFAULT_MAX_CHARS_PER_PAGE`, 200,000): longer page text
+  is cut to the limit with a warning.
 """
 
 from __future__ import annotations
@@ -18,10 +28,11 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, NamedTuple, Protocol, cast
 
 from pagesight._deps import require
 from pagesight.documents._common import atomic_write, check_file, normalize_text, pixels_at_dpi, staging_dir
+from pagesight.documents.images import DEFAULT_MAX_PIXELS
 from pagesight.documents.page import Page, page_id, sha256_bytes, sha256_file
 from pagesight.errors import (
     ConfigurationError,
@@ -29,17 +40,31 @@ from pagesight.errors import (
     DocumentLoadError,
     EmptyDocumentError,
     EncryptedPDFError,
+    ImageTooLargeError,
     MissingDependencyError,
     NotAPDFError,
     PagesightError,
     SourceNotFoundError,
 )
 
-__all__ = ["Renderer", "load_pdf", "load_pdf_bytes", "is_pdf_bytes"]
+__all__ = [
+    "DEFAULT_MAX_CHARS_PER_PAGE",
+    "DEFAULT_MAX_PAGES",
+    "Renderer",
+    "load_pdf",
+    "load_pdf_bytes",
+    "is_pdf_bytes",
+]
 
 logger = logging.getLogger(__name__)
 
 Renderer = Literal["pymupdf", "pdfium"]
+
+DEFAULT_MAX_PAGES = 10_000
+"""Most pages a PDF may have before it is refused (``max_pages=`` raises it)."""
+
+DEFAULT_MAX_CHARS_PER_PAGE = 200_000
+"""Longest page text kept; longer text is cut with a warning (``max_chars_per_page=`` raises it)."""
 
 # Neither MuPDF (through PyMuPDF) nor PDFium may be called from two threads at once; pages of
 # different documents may be rendered from different threads, so every call goes through a lock.
@@ -66,6 +91,9 @@ def load_pdf(
     image_dir: str | os.PathLike[str] | None = None,
     render: bool = True,
     source: str | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE,
 ) -> Iterator[Page]:
     """Load a PDF file as pages, rendering one page at a time.
 
@@ -90,6 +118,9 @@ def load_pdf(
         render: ``False`` skips rendering: ``image`` is ``None`` and ``width``/``height`` are the page
             size at ``dpi``.
         source: the name pages carry in ``Page.source``; defaults to ``str(path)``.
+        max_pages: refuse a PDF with more pages than this (checked before anything is rendered).
+        max_pixels: refuse to render a page into more pixels than this at ``dpi``.
+        max_chars_per_page: cut a page's text to this many characters (with a warning).
 
     Returns:
         An iterator of :class:`Page`, page numbers 1-based.
@@ -98,6 +129,8 @@ def load_pdf(
         SourceNotFoundError: the path does not exist.
         DocumentLoadError: the path is a directory or unreadable; a page fails to render (``page`` set).
         EmptyDocumentError: the file is empty or has no pages.
+        DocumentLoadError: more pages than ``max_pages`` (raised by this call, before any rendering).
+        ImageTooLargeError: a page would render into more than ``max_pixels`` pixels (``page`` set).
         NotAPDFError: the bytes are not a PDF (an HTML error page saved as ``.pdf``, say).
         EncryptedPDFError: encrypted and no password, or the wrong one.
         CorruptPDFError: the file is damaged (truncated) and pages lost their content.
@@ -105,14 +138,16 @@ def load_pdf(
     """
     src = str(path) if source is None else source
     _check_dpi(dpi)
+    _check_limits(max_pages, max_pixels, max_chars_per_page)
     name = _pick_renderer(renderer)
     file = check_file(path, src)
     with open(file, "rb") as f:
         head = f.read(_HEADER_WINDOW)
     _check_header(head, src)
     content_hash = sha256_file(file)
-    backend = _open(name, file, src, password)
-    return _prepare(backend, src, content_hash, dpi=dpi, image_dir=image_dir, render=render)
+    backend = _open(name, file, src, password, max_pages)
+    limits = _Limits(max_pixels, max_chars_per_page)
+    return _prepare(backend, src, content_hash, dpi=dpi, image_dir=image_dir, render=render, limits=limits)
 
 
 def load_pdf_bytes(
@@ -124,6 +159,9 @@ def load_pdf_bytes(
     password: str | None = None,
     image_dir: str | os.PathLike[str] | None = None,
     render: bool = True,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE,
 ) -> Iterator[Page]:
     """Load a PDF held in memory (a downloaded body, say); same checks and output as :func:`load_pdf`.
 
@@ -135,17 +173,24 @@ def load_pdf_bytes(
         password: see :func:`load_pdf`.
         image_dir: see :func:`load_pdf`.
         render: see :func:`load_pdf`.
+        max_pages: see :func:`load_pdf`.
+        max_pixels: see :func:`load_pdf`.
+        max_chars_per_page: see :func:`load_pdf`.
 
     Returns:
         An iterator of :class:`Page`; ``content_hash`` is the SHA-256 of ``data``.
     """
     _check_dpi(dpi)
+    _check_limits(max_pages, max_pixels, max_chars_per_page)
     name = _pick_renderer(renderer)
     if not data:
         raise EmptyDocumentError(source, "the document is empty (0 bytes)")
     _check_header(data, source)
-    backend = _open(name, bytes(data), source, password)
-    return _prepare(backend, source, sha256_bytes(data), dpi=dpi, image_dir=image_dir, render=render)
+    backend = _open(name, bytes(data), source, password, max_pages)
+    limits = _Limits(max_pixels, max_chars_per_page)
+    return _prepare(
+        backend, source, sha256_bytes(data), dpi=dpi, image_dir=image_dir, render=render, limits=limits
+    )
 
 
 # --------------------------------------------------------------------------- checks
@@ -154,6 +199,21 @@ def load_pdf_bytes(
 def _check_dpi(dpi: float) -> None:
     if not (0 < dpi <= _MAX_DPI):
         raise ConfigurationError(f"`dpi` must be greater than 0 and at most {_MAX_DPI}, got {dpi}")
+
+
+class _Limits(NamedTuple):
+    max_pixels: int
+    max_chars_per_page: int
+
+
+def _check_limits(max_pages: int, max_pixels: int, max_chars_per_page: int) -> None:
+    for name, value in (
+        ("max_pages", max_pages),
+        ("max_pixels", max_pixels),
+        ("max_chars_per_page", max_chars_per_page),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"`{name}` must be a whole number of at least 1, got {value!r}")
 
 
 def _check_header(head: bytes, source: str) -> None:
@@ -299,7 +359,9 @@ class _Pdfium:
         self.doc.close()
 
 
-def _open(name: Renderer, file_or_data: Path | bytes, source: str, password: str | None) -> _Backend:
+def _open(
+    name: Renderer, file_or_data: Path | bytes, source: str, password: str | None, max_pages: int
+) -> _Backend:
     with _LOCKS[name]:
         backend: _Backend = (
             _open_mupdf(file_or_data, source, password)
@@ -307,7 +369,7 @@ def _open(name: Renderer, file_or_data: Path | bytes, source: str, password: str
             else _open_pdfium(file_or_data, source, password)
         )
         try:
-            _check_document(backend, source)
+            _check_document(backend, source, max_pages)
         except BaseException:
             backend.close()
             raise
@@ -367,11 +429,17 @@ def _open_pdfium(file_or_data: Path | bytes, source: str, password: str | None) 
     return _Pdfium(doc)
 
 
-def _check_document(backend: _Backend, source: str) -> None:
+def _check_document(backend: _Backend, source: str, max_pages: int) -> None:
     """Whole-document checks that must pass before the first page is produced."""
     n = backend.page_count()
     if n == 0:
         raise EmptyDocumentError(source, "the PDF has no pages")
+    if n > max_pages:
+        raise DocumentLoadError(
+            source,
+            f"the PDF has {n:,} pages, more than the limit of max_pages={max_pages:,}; "
+            f"if you mean to index it, raise the limit (max_pages={n})",
+        )
     if not backend.was_repaired():
         return
     blank = [i + 1 for i in range(n) if not backend.has_content(i)]
@@ -406,17 +474,18 @@ def _prepare(
     dpi: float,
     image_dir: str | os.PathLike[str] | None,
     render: bool,
+    limits: _Limits,
 ) -> Iterator[Page]:
     try:
         out_dir = staging_dir(image_dir) if render else None
     except OSError as e:
         backend.close()
         raise DocumentLoadError(source, f"cannot create the image folder {image_dir}: {e}") from e
-    return _pages(backend, source, content_hash, dpi=dpi, out_dir=out_dir)
+    return _pages(backend, source, content_hash, dpi=dpi, out_dir=out_dir, limits=limits)
 
 
 def _pages(
-    backend: _Backend, source: str, content_hash: str, *, dpi: float, out_dir: Path | None
+    backend: _Backend, source: str, content_hash: str, *, dpi: float, out_dir: Path | None, limits: _Limits
 ) -> Iterator[Page]:
     lock = _LOCKS["pymupdf" if backend.renderer == "pymupdf" else "pdfium"]
     try:
@@ -429,12 +498,12 @@ def _pages(
                 with lock:
                     text = backend.text(index)
                     image: Path | None = None
+                    w_pt, h_pt = backend.size_points(index)
+                    width, height = pixels_at_dpi(w_pt, dpi), pixels_at_dpi(h_pt, dpi)
                     if out_dir is not None:
+                        _check_pixels(source, number, width, height, dpi, limits.max_pixels)
                         image = out_dir / f"{page_id(content_hash, number)}.png"
                         width, height = backend.render_png(index, dpi, image)
-                    else:
-                        w_pt, h_pt = backend.size_points(index)
-                        width, height = pixels_at_dpi(w_pt, dpi), pixels_at_dpi(h_pt, dpi)
             except PagesightError:
                 raise
             except Exception as e:
@@ -444,6 +513,13 @@ def _pages(
                     "a lower dpi= helps if the page is huge",
                     page=number,
                 ) from e
+            if len(text) > limits.max_chars_per_page:
+                warnings.warn(
+                    f"{source} page {number}: text of {len(text):,} characters cut to "
+                    f"max_chars_per_page={limits.max_chars_per_page:,}; raise the limit to keep it all",
+                    stacklevel=2,
+                )
+                text = text[: limits.max_chars_per_page]
             if not text:
                 warnings.warn(
                     f"{source} page {number} has no text layer; indexed as image only", stacklevel=2
@@ -460,3 +536,15 @@ def _pages(
     finally:
         with lock:
             backend.close()
+
+
+def _check_pixels(source: str, number: int, width: int, height: int, dpi: float, max_pixels: int) -> None:
+    """Refuse to render a page into more than ``max_pixels`` pixels (checked from its size)."""
+    if width * height <= max_pixels:
+        return
+    raise ImageTooLargeError(
+        source,
+        f"rendering this page at {dpi:g} dpi would give {width}x{height} = {width * height:,} pixels, "
+        f"more than max_pixels={max_pixels:,}; lower dpi= or raise max_pixels=",
+        page=number,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pagesight.pipelines.ingest import ingest
@@ -84,3 +85,179 @@ def test_dead_urls_fail_alone(tmp_path, encoder):
     assert status == {"report.pdf": "indexed", "gone.pdf": "failed", "loop": "failed", "fake.pdf": "failed"}
     assert "404" in next(r.error for r in report.failed if r.source.endswith("gone.pdf"))
     assert [s.source for s in store.sources()] == [urls[0]]
+
+
+# -- issue 6: more of the bad-input corpus ----------------------------------------------------------
+
+
+def _snapshot(store: PageStore, root: Path) -> tuple[list[str], list[tuple[str, int, str]], list[str]]:
+    """Ids, sources and image files of a store: what a failed call must leave exactly as it was."""
+    files = sorted(str(p.relative_to(root)) for p in (root / "images").rglob("*") if p.is_file())
+    return store.ids(), [(s.source, s.pages, s.content_hash) for s in store.sources()], files
+
+
+def test_truncated_pdf_that_mupdf_repairs_is_indexed_with_a_warning(tmp_path, encoder):
+    data = pdf_bytes(["Harbour pilots board ships.", "Tugboats push the hull."])
+    cut = tmp_path / "cut.pdf"
+    cut.write_bytes(data[: data.rfind(b"endobj") + len(b"endobj")])  # xref and trailer lost
+    store = PageStore(tmp_path / "store")
+    report = ingest([cut], store, encoder, show_progress=False, renderer="pymupdf")
+    (result,) = report.results
+    assert result.status == "indexed" and result.pages == 2
+    assert any("repaired" in w for w in result.warnings)
+    assert [h.text for h in store.pages()] == [
+        "Harbour pilots board ships.",
+        "Tugboats push the hull.",
+    ]
+
+
+def test_owner_password_only_pdf_loads_without_a_password(tmp_path, encoder):
+    owner_only = tmp_path / "owner-only.pdf"
+    owner_only.write_bytes(pdf_bytes(["Printing restricted, reading allowed."], encrypt=("", "owner-pw")))
+    store = PageStore(tmp_path / "store")
+    for renderer in ("pymupdf", "pdfium"):
+        report = ingest([owner_only], store, encoder, show_progress=False, renderer=renderer, force=True)
+        assert report.ok, report.failed
+    assert [h.text for h in store.pages()] == ["Printing restricted, reading allowed."]
+
+
+def test_zero_page_pdf_fails_alone(tmp_path, encoder):
+    from tests.documents.doc_factories import raw_pdf
+
+    good = write_pdf(tmp_path / "good.pdf", ["Kept page."])
+    zero = tmp_path / "zero.pdf"
+    zero.write_bytes(raw_pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"]))
+    store = PageStore(tmp_path / "store")
+    for renderer in ("pymupdf", "pdfium"):
+        report = ingest([good, zero], store, encoder, show_progress=False, renderer=renderer)
+        (failed,) = report.failed
+        assert failed.source == str(zero) and "no pages" in (failed.error or "")
+    assert [s.source for s in store.sources()] == [str(good)] and store.count() == 1
+
+
+def test_blank_and_image_only_pages_are_indexed_by_title(tmp_path, encoder):
+    doc = write_pdf(tmp_path / "scan.pdf", ["Text page about tides.", "", None, "   "])
+    store = PageStore(tmp_path / "store")
+    (result,) = ingest([doc], store, encoder, show_progress=False).results
+    assert result.status == "indexed" and result.pages == 4
+    assert sorted(int(w.split(" page ")[1].split()[0]) for w in result.warnings if "no text layer" in w) == [
+        2,
+        3,
+        4,
+    ]
+    pages = store.pages()
+    assert [p.text for p in pages] == ["Text page about tides.", "", "", ""]
+    assert all(p.image is not None and p.image.is_file() for p in pages)
+
+
+def test_blank_queries_and_an_over_long_query(tmp_path, encoder, corpus):
+    from pagesight.retrieval.search import PageSearcher
+
+    store = PageStore(tmp_path / "store")
+    assert ingest(list(corpus.values()), store, encoder, show_progress=False).ok
+    before = _snapshot(store, tmp_path / "store")
+    searcher = PageSearcher(store, encoder)
+    for query in ["", "   ", "\n\t "]:
+        hits = searcher.search(query, k=3)
+        assert len(hits) <= 3 and all(np.isfinite(h.score) for h in hits)
+        assert searcher.search(query, k=3) == hits  # deterministic, no crash
+        assert PageSearcher(store, encoder, mode="bm25").search(query, k=3) == []
+    # ~6,000 characters, far past MiniLM's 256 tokens: embedded in windows that are pooled, not cut.
+    long_query = " ".join(["firewall rules allow ssh on port twenty two"] * 130)
+    vector = encoder.encode_queries([long_query])[0]
+    assert vector.shape == (encoder.info.dimensions,) and np.isfinite(vector).all()
+    assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
+    best = searcher.search(long_query, k=1)[0]
+    assert (best.source, best.page) == (str(corpus["network"]), 2)
+    assert _snapshot(store, tmp_path / "store") == before
+
+
+def test_nan_and_inf_vectors_from_a_backend_are_refused(tmp_path, encoder):
+    from pagesight.errors import InvalidVectorError
+    from pagesight.models.matryoshka import MatryoshkaEncoder
+
+    class PoisonedEncoder(MatryoshkaEncoder):
+        """The real MiniLM encoder, except pages that mention a poison word come back NaN or inf."""
+
+        def encode_documents(self, texts):
+            out = super().encode_documents(texts)
+            for i, text in enumerate(texts):
+                if "poison-nan" in text:
+                    out[i, 3] = np.nan
+                if "poison-inf" in text:
+                    out[i, 0] = np.inf
+            return out
+
+    poisoned = PoisonedEncoder("all-minilm-l6-v2")
+    assert poisoned.info == encoder.info
+    store = PageStore(tmp_path / "store")
+    good = write_pdf(tmp_path / "good.pdf", ["Clean page."])
+    assert ingest([good], store, encoder, show_progress=False).ok
+    before = _snapshot(store, tmp_path / "store")
+    nan_doc = write_pdf(tmp_path / "nan.pdf", ["fine page", "poison-nan page"])
+    inf_doc = write_pdf(tmp_path / "inf.pdf", ["poison-inf page"])
+    report = ingest([nan_doc, inf_doc], store, poisoned, show_progress=False)
+    errors = {r.source: r.error or "" for r in report.failed}
+    assert set(errors) == {str(nan_doc), str(inf_doc)}
+    assert f"{nan_doc} (page 2): embedding holds NaN or infinity" in errors[str(nan_doc)]
+    assert f"{inf_doc} (page 1)" in errors[str(inf_doc)]
+    assert _snapshot(store, tmp_path / "store") == before
+    with pytest.raises(InvalidVectorError, match="NaN or infinity"):
+        store.search(np.full(encoder.info.dimensions, np.nan, dtype=np.float32), embedder=encoder.info)
+
+
+def test_nested_metadata_value_is_refused_and_nothing_written(tmp_path):
+    from pagesight.documents.page import Page
+    from pagesight.errors import StoreError
+    from pagesight.models.base import EmbedderInfo
+
+    info = EmbedderInfo(model="m", revision=None, dimensions=4, kind="dense-text")
+    page = Page("a.pdf", 1, "text", None, 0, 0, "ab" * 32)
+    store = PageStore(tmp_path / "store")
+    with pytest.raises(StoreError, match=r"dict"):
+        store.add_source([page], np.ones((1, 4)), embedder=info, extra_metadata={"pagesight:x": {"a": 1}})
+    assert store.count() == 0 and store.ids() == []
+
+
+def test_second_embedder_of_another_dimension_is_refused(tmp_path, encoder, corpus):
+    from pagesight.errors import StoreMismatchError
+    from pagesight.models.matryoshka import MatryoshkaEncoder
+
+    store = PageStore(tmp_path / "store")
+    assert ingest([corpus["garden"]], store, encoder, show_progress=False).ok
+    before = _snapshot(store, tmp_path / "store")
+    small = MatryoshkaEncoder("all-minilm-l6-v2", dimensions=128)
+    assert small.info.dimensions == 128 != encoder.info.dimensions
+    with pytest.raises(StoreMismatchError) as info:
+        ingest([corpus["network"]], store, small, show_progress=False)
+    assert "384" in str(info.value) and "128" in str(info.value)
+    with pytest.raises(StoreMismatchError):
+        store.search(np.ones(128, dtype=np.float32), embedder=small.info)
+    assert _snapshot(store, tmp_path / "store") == before
+
+
+def test_duplicate_sources_in_one_call_are_indexed_once(tmp_path, encoder, corpus):
+    garden = corpus["garden"]
+    store = PageStore(tmp_path / "store")
+    report = ingest([garden, str(garden), garden, corpus["network"]], store, encoder, show_progress=False)
+    assert [(r.source, r.status) for r in report.results] == [
+        (str(garden), "indexed"),
+        (str(corpus["network"]), "indexed"),
+    ]
+    assert store.count() == 5 and len(set(store.ids())) == 5
+
+
+def test_more_records_than_the_batch_limit(tmp_path, encoder):
+    store = PageStore(tmp_path / "store")
+    store.max_batch_size = 2  # Chroma's own limit is ~5,000 records; every call here splits in batches
+    texts = [f"Page {i} about shipping lane number {i}." for i in range(1, 8)]
+    doc = write_pdf(tmp_path / "seven.pdf", texts)
+    assert ingest([doc], store, encoder, show_progress=False).pages_indexed == 7
+    assert store.count() == 7 and len(store.pages()) == 7 and len(store.get(store.ids())) == 7
+    first_ids = set(store.ids())
+    write_pdf(doc, [*texts[:5], "A new sixth page.", "A new seventh page.", "An eighth page."])
+    assert ingest([doc], store, encoder, show_progress=False).pages_indexed == 8
+    assert store.count() == 8 and not first_ids & set(store.ids())  # old version gone, in batches
+    assert len(list((tmp_path / "store" / "images").rglob("*.png"))) == 8
+    assert store.delete_source(str(doc)) == 8
+    assert store.count() == 0 and not list((tmp_path / "store" / "images").rglob("*.png"))
