@@ -112,10 +112,11 @@ class PageSearcher:
     def search(self, query: str, k: int = 10) -> list[Hit]:
         """Return the ``k`` best pages for ``query``, best first.
 
-        ``score`` is the mode's score, or the reranker's relevance when a reranker is set.
+        ``score`` is the mode's score, or the reranker's relevance when a reranker is set. A blank
+        query returns ``[]``.
         """
-        if k < 1:
-            return []
+        if k < 1 or not query.strip():
+            return []  # a blank query matches nothing (its embedding would still have neighbours)
         if self.reranker is None:
             return self._retrieve(query, k)
         return self._rerank(query, self._retrieve(query, max(k, self.rerank_candidates)), k)
