@@ -10,7 +10,7 @@ from pathlib import Path
 from pagesight.documents._common import staging_dir
 from pagesight.documents.images import DEFAULT_MAX_PIXELS
 from pagesight.documents.page import Page
-from pagesight.documents.pdf import Renderer
+from pagesight.documents.pdf import DEFAULT_MAX_CHARS_PER_PAGE, DEFAULT_MAX_PAGES, Renderer
 from pagesight.documents.sources import SUPPORTED_EXTENSIONS, is_supported_file, is_url, load_source
 from pagesight.errors import DocumentLoadError, EmptyDocumentError, SourceNotFoundError
 
@@ -83,6 +83,8 @@ def load_folder(
     image_dir: str | os.PathLike[str] | None = None,
     render: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE,
 ) -> Iterator[Page]:
     """Load every supported file in a folder, file after file in sorted order.
 
@@ -98,7 +100,9 @@ def load_folder(
         password: password for encrypted PDFs (tried on each one).
         image_dir: folder for page PNGs; ``None`` makes one temporary folder for all files.
         render: ``False`` skips rendering PDF pages.
-        max_pixels: pixel limit for images.
+        max_pixels: pixel limit for images and rendered PDF pages.
+        max_pages: PDFs with more pages are refused before any page is rendered.
+        max_chars_per_page: PDF page text beyond this is cut, with a warning.
 
     Raises:
         SourceNotFoundError: the folder does not exist.
@@ -128,6 +132,8 @@ def load_folder(
         image_dir=out_dir,
         render=render,
         max_pixels=max_pixels,
+        max_pages=max_pages,
+        max_chars_per_page=max_chars_per_page,
     )
 
 
@@ -140,6 +146,8 @@ def _iter_files(
     image_dir: Path,
     render: bool,
     max_pixels: int,
+    max_pages: int,
+    max_chars_per_page: int,
 ) -> Iterator[Page]:
     for file in files:
         yield from load_source(
@@ -150,4 +158,6 @@ def _iter_files(
             image_dir=image_dir,
             render=render,
             max_pixels=max_pixels,
+            max_pages=max_pages,
+            max_chars_per_page=max_chars_per_page,
         )

@@ -9,7 +9,12 @@ from pathlib import Path
 
 from pagesight.documents.images import DEFAULT_MAX_PIXELS, load_image
 from pagesight.documents.page import Page
-from pagesight.documents.pdf import Renderer, load_pdf
+from pagesight.documents.pdf import (
+    DEFAULT_MAX_CHARS_PER_PAGE,
+    DEFAULT_MAX_PAGES,
+    Renderer,
+    load_pdf,
+)
 from pagesight.errors import SourceNotFoundError, UnsupportedSourceError
 
 __all__ = [
@@ -53,11 +58,14 @@ def load_source(
     image_dir: str | os.PathLike[str] | None = None,
     render: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE,
     timeout: float = 20.0,
     max_bytes: int = 64 * 2**20,
     max_redirects: int = 5,
     html_page_chars: int = 3000,
     recursive: bool = True,
+    allow_private: bool | None = None,
 ) -> Iterator[Page]:
     """Load any supported source: a URL, a PDF, an image file or a folder of them.
 
@@ -75,12 +83,16 @@ def load_source(
         password: password of an encrypted PDF.
         image_dir: folder for page PNGs; ``None`` makes a temporary one.
         render: ``False`` skips rendering PDF pages.
-        max_pixels: pixel limit for images.
+        max_pixels: pixel limit for images and rendered PDF pages.
+        max_pages: PDFs with more pages are refused before any page is rendered.
+        max_chars_per_page: PDF page text beyond this is cut, with a warning.
         timeout: URL fetch timeout in seconds.
         max_bytes: largest URL body accepted.
         max_redirects: how many redirects a URL may follow.
         html_page_chars: about how many characters an HTML page's chunk holds.
         recursive: for folders, include sub-folders.
+        allow_private: URLs: also fetch private, loopback and link-local addresses (trusted networks
+            only); ``None`` reads the ``PAGESIGHT_ALLOW_PRIVATE_URLS`` environment variable.
 
     Raises:
         SourceNotFoundError: the path does not exist.
@@ -102,7 +114,12 @@ def load_source(
             render=render,
             html_page_chars=html_page_chars,
             max_pixels=max_pixels,
+            max_pages=max_pages,
+            max_chars_per_page=max_chars_per_page,
+            allow_private=allow_private,
         )
+    if "\x00" in text:
+        raise UnsupportedSourceError(text.replace("\x00", "\\x00"), "a path cannot contain a NUL character")
     path = Path(text)
     if path.is_dir():
         from pagesight.documents.folder import load_folder
@@ -116,6 +133,8 @@ def load_source(
             image_dir=image_dir,
             render=render,
             max_pixels=max_pixels,
+            max_pages=max_pages,
+            max_chars_per_page=max_chars_per_page,
         )
     suffix = path.suffix.lower()
     if suffix in PDF_EXTENSIONS:
@@ -127,6 +146,9 @@ def load_source(
             image_dir=image_dir,
             render=render,
             source=text,
+            max_pages=max_pages,
+            max_pixels=max_pixels,
+            max_chars_per_page=max_chars_per_page,
         )
     if suffix in IMAGE_EXTENSIONS:
         return load_image(path, max_pixels=max_pixels, image_dir=image_dir, source=text)

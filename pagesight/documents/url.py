@@ -6,18 +6,27 @@ as ``application/pdf`` is reported instead of indexed.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
-from collections.abc import Iterator
+import socket
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from pagesight.documents.html import load_html_bytes
 from pagesight.documents.images import DEFAULT_MAX_PIXELS, load_image_bytes, sniff_image_format
 from pagesight.documents.page import Page
-from pagesight.documents.pdf import Renderer, is_pdf_bytes, load_pdf_bytes
+from pagesight.documents.pdf import (
+    DEFAULT_MAX_CHARS_PER_PAGE,
+    DEFAULT_MAX_PAGES,
+    Renderer,
+    is_pdf_bytes,
+    load_pdf_bytes,
+)
 from pagesight.errors import (
     ConfigurationError,
     DocumentLoadError,
@@ -27,7 +36,15 @@ from pagesight.errors import (
     URLFetchError,
 )
 
-__all__ = ["USER_AGENT", "FetchedBody", "fetch_url", "load_url"]
+__all__ = [
+    "ALLOW_PRIVATE_ENV",
+    "METADATA_ADDRESSES",
+    "USER_AGENT",
+    "FetchedBody",
+    "check_address",
+    "fetch_url",
+    "load_url",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +85,77 @@ class FetchedBody:
     body: bytes
 
 
+ALLOW_PRIVATE_ENV = "PAGESIGHT_ALLOW_PRIVATE_URLS"
+"""Set to ``1``/``true``/``yes``/``on``, this environment variable makes ``allow_private`` default to true."""
+
+METADATA_ADDRESSES = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack, ...
+        ipaddress.ip_address("169.254.170.2"),  # AWS ECS task metadata
+        ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+        ipaddress.ip_address("fd00:ec2::254"),  # AWS IPv6
+    }
+)
+"""Cloud metadata-service addresses: refused always, even with ``allow_private=True``."""
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_SENSITIVE = ("authorization", "proxy-authorization", "cookie")
+_ALLOW_HOW = (
+    "pass allow_private=True, `pagesight index --allow-private-urls`, or set PAGESIGHT_ALLOW_PRIVATE_URLS=1 "
+    "(only where every address the documents point to is trusted)"
+)
+
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _env_allow_private() -> bool:
+    return os.environ.get(ALLOW_PRIVATE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _resolve_allow_private(allow_private: bool | None) -> bool:
+    return _env_allow_private() if allow_private is None else bool(allow_private)
+
+
+def _address_kind(ip: _IPAddress) -> str | None:
+    """Name the class of a non-public address (``"loopback"``, ...), or ``None`` for a public one."""
+    mapped = getattr(ip, "ipv4_mapped", None) or getattr(ip, "sixtofour", None)
+    if mapped is not None:
+        return _address_kind(mapped)
+    if ip in METADATA_ADDRESSES:
+        return "cloud metadata-service"
+    for kind in ("loopback", "link-local", "multicast", "unspecified", "reserved", "private"):
+        if getattr(ip, "is_" + kind.replace("-", "_")):
+            return kind
+    if not ip.is_global:
+        return "non-public"
+    return None
+
+
+def check_address(address: str, *, allow_private: bool = False) -> str | None:
+    """Say why pagesight refuses to connect to an IP address, or return ``None`` when it may.
+
+    Refused: loopback, private (RFC 1918, unique-local IPv6), link-local, multicast, reserved,
+    unspecified and other non-global addresses, IPv4-mapped and 6to4 forms of them, unless
+    ``allow_private`` is true; cloud metadata services (:data:`METADATA_ADDRESSES`) always.
+
+    Example:
+        >>> check_address("127.0.0.1"), check_address("93.184.216.34")
+        ('loopback', None)
+        >>> check_address("10.0.0.5", allow_private=True)  # None: allowed
+        >>> check_address("169.254.169.254", allow_private=True)
+        'cloud metadata-service'
+
+    Args:
+        address: an IPv4 or IPv6 address (an IPv6 zone suffix such as ``%eth0`` is ignored).
+        allow_private: accept non-public addresses other than metadata services.
+    """
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    kind = _address_kind(ip)
+    if kind is None or (allow_private and kind != "cloud metadata-service"):
+        return None
+    return kind
+
+
 def _check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
@@ -77,6 +165,70 @@ def _check_url(url: str) -> None:
         )
     if not parts.hostname:
         raise UnsupportedSourceError(url, "the address has no host name")
+
+
+def _parse(url: str, hop: str) -> httpx.URL:
+    _check_url(hop)
+    try:
+        parsed = httpx.URL(hop)
+        parsed.raw_host.decode("ascii")
+    except (httpx.InvalidURL, UnicodeError, ValueError) as e:
+        raise UnsupportedSourceError(url, f"not a valid address: {hop!r} ({e})") from e
+    return parsed
+
+
+def _safe_addresses(url: str, hop: httpx.URL, allow_private: bool) -> list[str]:
+    """Resolve ``hop``'s host and return its addresses, refusing the hop if any is not allowed."""
+    host = hop.raw_host.decode("ascii")
+    port = hop.port or (443 if hop.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as e:
+        raise URLFetchError(url, f"could not resolve the host name {host!r} ({e}); check the address") from e
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise URLFetchError(url, f"the host name {host!r} has no address; check the address")
+    for address in addresses:
+        kind = check_address(address, allow_private=allow_private)
+        if kind is None:
+            continue
+        where = "" if str(hop) == url else f" (reached by redirect: {hop})"
+        if kind == "cloud metadata-service":
+            raise URLFetchError(
+                url, f"refused: {host} is {address}, a cloud metadata-service address{where}; never fetched"
+            )
+        raise URLFetchError(
+            url, f"refused: {host} resolves to {address}, a {kind} address{where}; to allow it, {_ALLOW_HOW}"
+        )
+    return addresses
+
+
+def _origin(u: httpx.URL) -> tuple[str, str, int]:
+    return (u.scheme, u.raw_host.decode("ascii").lower(), u.port or (443 if u.scheme == "https" else 80))
+
+
+def _pinned(hop: httpx.URL, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, object]]:
+    """The URL with its host replaced by the checked ``address``, the Host header and the TLS name."""
+    host = hop.raw_host.decode("ascii")
+    host_header = host if ":" not in host else f"[{host}]"
+    if hop.port is not None:
+        host_header += f":{hop.port}"
+    extensions: dict[str, object] = {}
+    if hop.scheme == "https":
+        extensions["sni_hostname"] = host  # certificate checked against the name, not the address
+    return hop.copy_with(host=address.split("%", 1)[0]), {"Host": host_header}, extensions
+
+
+def _remember_cookies(
+    jar: dict[tuple[str, str, int], dict[str, str]], origin: tuple[str, str, int], response: httpx.Response
+) -> None:
+    for header in response.headers.get_list("set-cookie"):
+        try:
+            parsed: SimpleCookie = SimpleCookie(header)
+        except CookieError:
+            continue
+        for name, morsel in parsed.items():
+            jar.setdefault(origin, {})[name] = morsel.value
 
 
 def _status_message(response: httpx.Response) -> str:
@@ -100,19 +252,41 @@ def _too_large(url: str, size: str, max_bytes: int) -> URLFetchError:
 
 
 def fetch_url(
-    url: str, *, timeout: float = 20.0, max_bytes: int = 64 * 2**20, max_redirects: int = 5
+    url: str,
+    *,
+    timeout: float = 20.0,
+    max_bytes: int = 64 * 2**20,
+    max_redirects: int = 5,
+    allow_private: bool | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> FetchedBody:
-    """Download ``url`` with a streamed body, refusing bodies over ``max_bytes``.
+    """Download ``url`` with a streamed body, refusing bodies over ``max_bytes`` and unsafe addresses.
+
+    Every hop (the address and each redirect) is checked the same way: ``http``/``https`` only,
+    the host name resolved with :func:`socket.getaddrinfo`, refused when any of its addresses is
+    loopback, private, link-local, multicast, reserved, unspecified or otherwise not public
+    (unless ``allow_private``), or a cloud metadata service (always). The connection then goes to
+    the address that was checked (the ``Host`` header and the TLS server name keep the host name),
+    so the name cannot be re-resolved to another address between the check and the request
+    (DNS rebinding). Redirects are followed here, one at a time, up to ``max_redirects``.
+
+    Credentials stay with the origin they were given for: ``Authorization``,
+    ``Proxy-Authorization`` and ``Cookie`` from ``headers`` are sent only to the first URL's
+    scheme, host and port; cookies a server sets are sent back only to that same server.
 
     Args:
         url: an ``http://`` or ``https://`` address.
         timeout: seconds to wait to connect and for each read.
         max_bytes: largest body accepted (checked against Content-Length up front and while streaming).
         max_redirects: how many redirects to follow.
+        allow_private: fetch private, loopback and link-local addresses too (trusted networks only);
+            ``None`` reads the ``PAGESIGHT_ALLOW_PRIVATE_URLS`` environment variable (off when unset).
+        headers: extra request headers, for example ``{"Authorization": "Bearer ..."}``.
 
     Raises:
-        UnsupportedSourceError: not an http(s) address.
-        URLFetchError: HTTP error status, timeout, connection failure, too many redirects, body too large.
+        UnsupportedSourceError: not an http(s) address, or an invalid one.
+        URLFetchError: a refused address, HTTP error status, timeout, connection failure, too many
+            redirects, body too large.
     """
     _check_url(url)
     if timeout <= 0:
@@ -121,27 +295,65 @@ def fetch_url(
         raise ConfigurationError(f"`max_bytes` must be at least 1, got {max_bytes}")
     if max_redirects < 0:
         raise ConfigurationError(f"`max_redirects` must be 0 or more, got {max_redirects}")
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/pdf, text/html, image/*;q=0.9, */*;q=0.5"}
+    allow = _resolve_allow_private(allow_private)
+    base = {"User-Agent": USER_AGENT, "Accept": "application/pdf, text/html, image/*;q=0.9, */*;q=0.5"}
+    extra = {k: v for k, v in (headers or {}).items() if k.lower() != "host"}
+    first = _parse(url, url)
+    home = _origin(first)
+    jar: dict[tuple[str, str, int], dict[str, str]] = {}
+    hop = first
+    redirects = 0
     try:
-        with (
-            httpx.Client(
-                follow_redirects=True, max_redirects=max_redirects, timeout=timeout, headers=headers
-            ) as client,
-            client.stream("GET", url) as response,
-        ):
-            if not 200 <= response.status_code < 300:
-                raise URLFetchError(url, _status_message(response))
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise _too_large(url, f"{int(declared):,} bytes (Content-Length)", max_bytes)
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > max_bytes:
-                    raise _too_large(url, f"more than {max_bytes:,} bytes", max_bytes)
-            media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-            charset = response.charset_encoding
-            final_url = str(response.url)
+        with httpx.Client(follow_redirects=False, timeout=timeout, headers=base) as client:
+            while True:
+                addresses = _safe_addresses(url, hop, allow)
+                origin = _origin(hop)
+                sent = dict(extra)
+                if origin != home:
+                    sent = {k: v for k, v in sent.items() if k.lower() not in _SENSITIVE}
+                if jar.get(origin):
+                    own = "; ".join(f"{k}={v}" for k, v in jar[origin].items())
+                    given = sent.pop("Cookie", None) or sent.pop("cookie", None)
+                    sent["Cookie"] = f"{given}; {own}" if given else own
+                response = None
+                for i, address in enumerate(addresses):
+                    target, host_header, extensions = _pinned(hop, address)
+                    request = client.build_request(
+                        "GET", target, headers={**sent, **host_header}, extensions=extensions
+                    )
+                    try:
+                        response = client.send(request, stream=True)
+                        break
+                    except httpx.ConnectError:
+                        if i == len(addresses) - 1:
+                            raise
+                assert response is not None
+                client.cookies.clear()  # the client's own jar is not port-aware; ours (`jar`) is
+                try:
+                    _remember_cookies(jar, origin, response)
+                    location = response.headers.get("location")
+                    if response.status_code in _REDIRECTS and location:
+                        if redirects >= max_redirects:
+                            raise httpx.TooManyRedirects("too many redirects", request=response.request)
+                        redirects += 1
+                        hop = _parse(url, urljoin(str(hop), location))
+                        continue
+                    if not 200 <= response.status_code < 300:
+                        raise URLFetchError(url, _status_message(response))
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > max_bytes:
+                        raise _too_large(url, f"{int(declared):,} bytes (Content-Length)", max_bytes)
+                    body = bytearray()
+                    for chunk in response.iter_bytes():
+                        body += chunk
+                        if len(body) > max_bytes:
+                            raise _too_large(url, f"more than {max_bytes:,} bytes", max_bytes)
+                    media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                    charset = response.charset_encoding
+                    final_url = str(hop)
+                    break
+                finally:
+                    response.close()
     except httpx.TooManyRedirects as e:
         raise URLFetchError(
             url,
@@ -233,6 +445,10 @@ def load_url(
     render: bool = True,
     html_page_chars: int = 3000,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE,
+    allow_private: bool | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Iterator[Page]:
     """Fetch a URL and load it as pages.
 
@@ -259,21 +475,42 @@ def load_url(
         image_dir: folder for page PNGs; ``None`` makes a temporary one.
         render: ``False`` skips rendering PDF pages.
         html_page_chars: about how many characters an HTML page's chunk holds.
-        max_pixels: pixel limit for images.
+        max_pixels: pixel limit for images and rendered PDF pages.
+        max_pages: PDFs with more pages are refused before any page is rendered.
+        max_chars_per_page: PDF page text beyond this is cut, with a warning.
+        allow_private: also fetch private, loopback and link-local addresses (see :func:`fetch_url`);
+            ``None`` reads ``PAGESIGHT_ALLOW_PRIVATE_URLS``.
+        headers: extra request headers; credentials in them go only to the URL's own origin.
 
     Raises:
         UnsupportedSourceError: not http(s), or a Content-Type pagesight does not read.
-        URLFetchError: HTTP error, timeout, connection failure, redirect loop, body too large.
+        URLFetchError: refused address, HTTP error, timeout, connection failure, redirect loop,
+            body too large.
         NotAPDFError: served as PDF but the body is not one (an HTML error page, say).
         DocumentLoadError: any error the PDF, HTML or image loader raises for the body.
     """
-    fetched = fetch_url(url, timeout=timeout, max_bytes=max_bytes, max_redirects=max_redirects)
+    fetched = fetch_url(
+        url,
+        timeout=timeout,
+        max_bytes=max_bytes,
+        max_redirects=max_redirects,
+        allow_private=allow_private,
+        headers=headers,
+    )
     if not fetched.body:
         raise EmptyDocumentError(url, "the server returned an empty body")
     kind = _kind(fetched)
     if kind == "pdf":
         return load_pdf_bytes(
-            fetched.body, source=url, dpi=dpi, renderer=renderer, image_dir=image_dir, render=render
+            fetched.body,
+            source=url,
+            dpi=dpi,
+            renderer=renderer,
+            image_dir=image_dir,
+            render=render,
+            max_pages=max_pages,
+            max_pixels=max_pixels,
+            max_chars_per_page=max_chars_per_page,
         )
     if kind == "image":
         return load_image_bytes(fetched.body, source=url, max_pixels=max_pixels, image_dir=image_dir)

@@ -111,3 +111,29 @@ def test_bad_limit_values(write_file: WriteFile, name: str, value: object) -> No
         load_pdf(path, **{name: value})  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match=f"`{name}` must be a whole number"):
         load_pdf_bytes(path.read_bytes(), source="ok.pdf", **{name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.enable_socket
+@pytest.mark.parametrize("entry", ["load_source", "load_folder", "load_url"])
+def test_every_loader_passes_the_pdf_limits_on(entry: str, tmp_path: Path) -> None:
+    from pagesight.documents import load_folder, load_source
+    from pagesight.documents.url import load_url
+    from tests.http_server import LoopbackHTTPServer, Route
+
+    data = pdf_bytes(["alpha beta gamma delta", "short"])  # 200 x 300 pt: 106,800 px at 96 dpi
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "words.pdf").write_bytes(data)
+    with LoopbackHTTPServer({"/words.pdf": Route(data, content_type="application/pdf")}) as server:
+        load: Callable[..., object] = {
+            "load_source": lambda **kw: load_source(folder / "words.pdf", **kw),
+            "load_folder": lambda **kw: load_folder(folder, **kw),
+            "load_url": lambda **kw: load_url(server.url("/words.pdf"), allow_private=True, **kw),
+        }[entry]
+        with pytest.raises(DocumentLoadError, match=r"2 pages, more than the limit of max_pages=1"):
+            list(load(render=False, max_pages=1))  # type: ignore[call-overload]
+        with pytest.raises(ImageTooLargeError, match=r"more than max_pixels=100,000"):
+            list(load(image_dir=tmp_path / "img", max_pixels=100_000))  # type: ignore[call-overload]
+        with pytest.warns(UserWarning, match=r"cut to max_chars_per_page=10"):
+            pages = list(load(render=False, max_chars_per_page=10))  # type: ignore[call-overload]
+    assert [p.text for p in pages] == ["alpha beta", "short"]
