@@ -8,6 +8,7 @@ skips sources whose bytes did not change (resumable).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -157,6 +158,25 @@ def _embed_pages(
     return kept, vectors
 
 
+def _same_bytes_elsewhere(
+    store: Store, source: str, content_hash: str, notes: tuple[str, ...] = ()
+) -> SourceResult | None:
+    """An ``unchanged`` result when another source already holds these bytes, else ``None``.
+
+    Page ids derive from the content hash (one record per distinct page), so writing the same bytes
+    under a second name would move the first name's pages to it, and re-indexing would move them back.
+    """
+    owner = store.source_with_hash(content_hash)
+    if owner is None or owner == source:
+        return None
+    stored = next((s.pages for s in store.sources() if s.source == owner), 0)
+    note = (
+        f"{source} has the same bytes as {owner}, which is already indexed; its pages stay under "
+        f"that name (delete {owner} first to index them as {source})"
+    )
+    return SourceResult(source, "unchanged", stored, warnings=(*notes, note))
+
+
 def _ingest_one(
     source: str,
     store: Store,
@@ -167,14 +187,18 @@ def _ingest_one(
     show_progress: bool | None,
     loader_options: dict[str, Any],
 ) -> SourceResult:
-    if not force and not is_url(source) and Path(source).is_file():
+    if not is_url(source) and Path(source).is_file():
         digest = sha256_file(source)
-        if store.source_hash(source) == digest:
+        if not force and store.source_hash(source) == digest:
             stored = next((s.pages for s in store.sources() if s.source == source), 0)
             return SourceResult(source, "unchanged", stored)
+        duplicate = _same_bytes_elsewhere(store, source, digest)
+        if duplicate is not None:
+            return duplicate
     # Stage page images beside the store's image folder so the store can hard-link them in place.
     store.image_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=store.image_dir.parent))
+    # The pid in the name lets the store remove the folder if this process dies (see PageStore).
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=store.image_dir.parent))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -192,6 +216,9 @@ def _ingest_one(
             logger.info(note)
         if not pages:
             return SourceResult(source, "failed", error="no pages were found")
+        duplicate = _same_bytes_elsewhere(store, source, pages[0].content_hash, notes)
+        if duplicate is not None:  # a URL (its bytes are known only now)
+            return duplicate
         store.add_source(pages, vectors, embedder=encoder.info)  # type: ignore[arg-type]
         return SourceResult(source, "indexed", len(pages), warnings=notes)
     finally:

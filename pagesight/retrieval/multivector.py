@@ -289,6 +289,7 @@ class MultiVectorStore:
             stored = self._pool(matrices, opts.pool_factor)
             ids = [p.id for p in pages]
             content_hash = pages[0].content_hash
+            self._pages.lock_for_writing()  # before the tokens: one writing process per store
             with tokens.locked():
                 had_tokens = tokens.present(ids)
                 older = [h.id for h in self._pages.pages(source) if h.content_hash != content_hash]
@@ -404,6 +405,11 @@ class MultiVectorStore:
         self._open()
         return self._pages.source_hash(source)
 
+    def source_with_hash(self, content_hash: str) -> str | None:
+        """Return a source whose stored pages have ``content_hash`` (the same bytes), or ``None``."""
+        self._open()
+        return self._pages.source_with_hash(content_hash)
+
     def delete_source(self, source: str) -> int:
         """Delete every page of ``source``: Chroma records and images first, then the tokens.
 
@@ -412,6 +418,7 @@ class MultiVectorStore:
         """
         with self._lock:
             tokens = self._open()
+            self._pages.lock_for_writing()
             with tokens.locked():
                 ids = [h.id for h in self._pages.pages(source)]
                 removed = self._pages.delete_source(source)
@@ -449,6 +456,7 @@ class MultiVectorStore:
         """
         with self._lock:
             tokens = self._open()
+            self._pages.lock_for_writing()
             return self._reconcile(tokens)
 
     def close(self) -> None:
@@ -490,7 +498,15 @@ class MultiVectorStore:
                     "late-interaction pages. Use another --store folder or collection."
                 )
             opts = self._resolve(recorded if count > 0 else {})
-            if count == 0:
+            with self._pages.write_lock_if_free() as free:
+                # Repairs need the write lock: a store another process is writing is left to it
+                # (its tokens may be ahead of its Chroma records for a moment).
+                return self._open_tokens(opts, count, repair=free)
+
+    def _open_tokens(self, opts: _Options, count: int, *, repair: bool) -> TokenStore:
+        """Second half of :meth:`_open`: drop leftovers, open the token store, reconcile."""
+        with self._lock:
+            if count == 0 and repair:
                 # Tokens without any Chroma record are all leftovers; clear them (whatever their dtype)
                 # so the requested storage can take over the folder.
                 leftover = TokenStore(self._token_dir)
@@ -516,7 +532,7 @@ class MultiVectorStore:
                 self._muvera = Muvera.from_config(opts.muvera)
             self._tokens = tokens
             try:
-                report = self._reconcile(tokens)
+                report = self._reconcile(tokens) if repair else ReconcileReport()
             except BaseException:
                 self._tokens = None
                 tokens.close()

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
+import time
+import weakref
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -42,7 +45,9 @@ from pagesight.errors import (
     StoreMismatchError,
 )
 from pagesight.models.base import EmbedderInfo
+from pagesight.retrieval import _journal
 from pagesight.retrieval._images import image_relpath, place_image, remove_image
+from pagesight.retrieval._writelock import WriteLock, pid_alive
 
 __all__ = ["Hit", "SourceInfo", "PageStore"]
 
@@ -126,12 +131,25 @@ class PageStore:
         >>> [(h.source, h.page, round(h.score, 2)) for h in store.search(q, k=2, embedder=info)]
         [('report.pdf', 3, 0.82), ('report.pdf', 1, 0.61)]   # doctest: +SKIP
 
+    Crash safety and several processes (embedded stores): the first write takes an advisory lock
+    on ``<path>/pagesight.lock`` and holds it until :meth:`close`, so a second process that writes
+    the same folder gets :class:`StoreError` naming the holder's pid (after waiting
+    ``lock_timeout`` seconds) instead of corrupting Chroma's index; readers need no lock. Every
+    write first records in ``<path>/journal/`` what must be gone if it does not complete; opening
+    the store replays what a crash (even SIGKILL) left there, so an interrupted ``add_source`` is
+    rolled back and an interrupted delete completed, and removes half-copied images and the
+    staging folders of dead ingest processes. A server store (``url``) has neither: the server
+    serializes writers.
+
     Attributes:
         max_batch_size: cap on records per Chroma call below the client's own
             ``get_max_batch_size()``; ``None`` (the default) uses the client's limit.
+        lock_timeout: seconds a write waits for another process's write lock before raising
+            :class:`StoreError` (default 10).
     """
 
     max_batch_size: int | None = None
+    lock_timeout: float = 10.0
 
     def __init__(
         self,
@@ -173,6 +191,11 @@ class PageStore:
         self._client: Any = None
         self._collection: Any = None
         self._client_batch_limit: int | None = None
+        self._write_lock = (
+            WriteLock(self._path, self.location) if self._path is not None and os.name == "posix" else None
+        )
+        self._writing = False  # whether this object holds the write lock
+        self._release: weakref.finalize[Any, Any] | None = None
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -193,11 +216,11 @@ class PageStore:
     def embedder(self) -> EmbedderInfo | None:
         """The embedder the stored pages were written with; ``None`` while the store is empty."""
         with self._lock:
-            col = self._open()
+            col, meta = self._current()
             with self._chroma("reading the collection"):
                 if col.count() == 0:
                     return None
-                return _decode_embedder(col.metadata)
+                return _decode_embedder(meta)
 
     def add_source(
         self,
@@ -229,18 +252,28 @@ class PageStore:
             InvalidVectorError: wrong shape or dtype, or a NaN/infinite value (names the page).
             StoreMismatchError: the store holds pages written with another embedder (or other
                 ``extra_metadata``).
+            ConfigurationError: an ``extra_metadata`` key that is not ``pagesight:*`` or a value
+                that is not a str, int, float or bool.
             StoreError: inconsistent pages, a missing image file, or Chroma failed.
         """
         if not pages:
             return
         vectors = _check_pages_and_vectors(pages, embeddings, embedder)
+        extra = _check_extra_metadata(extra_metadata)
         source, content_hash = pages[0].source, pages[0].content_hash
         with self._lock:
-            col = self._prepare_write(embedder, dict(extra_metadata or {}))
+            self.lock_for_writing()
+            col = self._prepare_write(embedder, extra)
             ids = [p.id for p in pages]
             existing = self._existing_ids(col, ids)
             placed: list[tuple[Path, Path, bool]] = []  # (staging file, store file, created)
             written: list[str] = []
+            new = [p for p in pages if p.id not in existing]
+            intent = self._intent(
+                f"adding {source}",
+                [p.id for p in new],
+                [image_relpath(p.content_hash, p.page, Path(p.image).suffix) for p in new if p.image],
+            )
             try:
                 rels = self._place_images(pages, placed)
                 metadatas = [_page_metadata(p, rel) for p, rel in zip(pages, rels, strict=True)]
@@ -257,11 +290,13 @@ class PageStore:
                         )
             except BaseException:
                 self._rollback(col, [i for i in written if i not in existing], placed)
+                if intent is not None:
+                    _journal.finish(intent)
                 raise
             for staging, stored, _ in placed:
                 if staging.resolve() != stored.resolve():
                     staging.unlink(missing_ok=True)
-            removed = self._delete_where(col, source, keep_hash=content_hash)
+            removed = self._delete_where(col, source, keep_hash=content_hash, replace=intent)
         logger.info(
             "stored %d pages of %s in %s%s",
             len(pages),
@@ -301,7 +336,13 @@ class PageStore:
         with self._chroma("searching"):
             if col.count() == 0:
                 return []
-            self._check_embedder(_decode_embedder(col.metadata), embedder, "search")
+            recorded = _decode_embedder(col.metadata)
+        if recorded != embedder:
+            # This handle may have opened the collection before another one recorded its embedder.
+            col, meta = self._current()
+            recorded = _decode_embedder(meta)
+        with self._chroma("searching"):
+            self._check_embedder(recorded, embedder, "search")
             result = col.query(
                 query_embeddings=query[None, :],
                 n_results=k,
@@ -368,9 +409,24 @@ class PageStore:
             return None
         return str(res["metadatas"][0]["content_hash"])
 
+    def source_with_hash(self, content_hash: str) -> str | None:
+        """Return a source whose stored pages have ``content_hash`` (the same bytes), or ``None``.
+
+        Page ids derive from the content hash, so the same bytes under a second name would take the
+        first name's pages over; ingest asks this first and keeps them under the first name.
+        """
+        with self._lock:
+            col = self._open()
+        with self._chroma("reading the store"):
+            res = col.get(where={"content_hash": content_hash}, limit=1, include=["metadatas"])
+        if not res["ids"]:
+            return None
+        return str(res["metadatas"][0]["source"])
+
     def delete_source(self, source: str) -> int:
         """Delete every page of ``source`` and its image files; return how many pages were removed."""
         with self._lock:
+            self.lock_for_writing()
             col = self._open()
             removed = self._delete_where(col, source, keep_hash=None)
         if removed:
@@ -380,9 +436,8 @@ class PageStore:
     def metadata(self) -> dict[str, Any]:
         """Return the ``pagesight:*`` keys of the collection's metadata (embedder and extras)."""
         with self._lock:
-            col = self._open()
-            with self._chroma("reading the collection"):
-                return {k: v for k, v in (col.metadata or {}).items() if k.startswith("pagesight:")}
+            _, meta = self._current()
+            return {k: v for k, v in meta.items() if k.startswith("pagesight:")}
 
     def ids(self) -> list[str]:
         """Return the ids of every stored page, sorted."""
@@ -397,6 +452,7 @@ class PageStore:
         if not ids:
             return 0
         with self._lock:
+            self.lock_for_writing()
             col = self._open()
             doomed: list[tuple[str, dict[str, Any]]] = []
             unique = list(dict.fromkeys(ids))
@@ -405,13 +461,49 @@ class PageStore:
                 with self._chroma("reading pages"):
                     res = col.get(ids=unique[start : start + step], include=["metadatas"])
                 doomed.extend(zip(res["ids"], res["metadatas"] or [{}] * len(res["ids"]), strict=True))
-            for start in range(0, len(doomed), step):
-                with self._chroma("deleting pages"):
-                    col.delete(ids=[id_ for id_, _ in doomed[start : start + step]])
-            for _, meta in doomed:
-                if meta and meta.get("image"):
-                    remove_image(self._image_dir / str(meta["image"]))
+            self._remove(col, doomed, "deleting pages", None)
         return len(doomed)
+
+    def lock_for_writing(self) -> None:
+        """Take this store's inter-process write lock now (writes take it themselves); kept until close.
+
+        Embedded stores on POSIX only; a no-op for a server store and on Windows.
+
+        Raises:
+            StoreError: another process holds it for longer than ``lock_timeout`` (names its pid).
+        """
+        with self._lock:
+            if self._writing or self._write_lock is None:
+                return
+            self._write_lock.acquire(self.lock_timeout)
+            # A store dropped without close() gives its hold back when it is garbage-collected.
+            self._release = weakref.finalize(self, self._write_lock.release)
+            self._writing = True
+            try:
+                self._recover()
+            except BaseException:
+                self._writing = False
+                self._release()
+                raise
+
+    @contextmanager
+    def write_lock_if_free(self) -> Iterator[bool]:
+        """Hold the write lock for a block if no other process holds it; yield whether it is held.
+
+        What :class:`~pagesight.retrieval.multivector.MultiVectorStore` runs its repairs under when
+        it opens: a store another process is writing is left to that process.
+        """
+        with self._lock:
+            if self._writing or self._write_lock is None:
+                yield True
+                return
+            if not self._write_lock.try_acquire():
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                self._write_lock.release()
 
     def count(self) -> int:
         """Return the number of stored pages."""
@@ -425,6 +517,9 @@ class PageStore:
         with self._lock:
             client, self._client, self._collection = self._client, None, None
             self._client_batch_limit = None
+            if self._writing and self._release is not None:
+                self._release()  # runs the release once
+            self._writing = False
         if client is not None:
             try:
                 client.close()
@@ -464,7 +559,83 @@ class PageStore:
                 client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
             self._client = client
             self._collection = self._get_or_create(client)
+        lock = self._write_lock
+        # A store another process is writing is left to that process to repair.
+        if lock is not None and not self._writing and self._leftovers() and lock.try_acquire():
+            try:
+                self._recover()
+            finally:
+                lock.release()
         return self._collection
+
+    # -- crash recovery --------------------------------------------------------------------------
+
+    def _leftovers(self) -> bool:
+        """Whether a crash may have left something to repair (cheap: two folder listings)."""
+        if self._path is None:
+            return False
+        jdir = self._path / _journal.JOURNAL_DIR
+        if jdir.is_dir() and any(jdir.iterdir()):
+            return True
+        return any(self._path.glob(".staging-*"))
+
+    def _recover(self) -> None:
+        """Replay the journal and remove what dead writers left (caller holds the write lock)."""
+        if self._path is None:
+            return
+        intents = _journal.pending(self._path)
+        if intents:
+            col = self._collection if self._collection is not None else self._open()
+            step = self._batch_size()
+            for intent in intents:
+                ids = list(intent.ids)
+                for start in range(0, len(ids), step):
+                    with self._chroma(f"repairing an interrupted write ({intent.action})"):
+                        col.delete(ids=ids[start : start + step])
+                for rel in intent.images:
+                    remove_image(self._image_dir / rel)
+                _journal.finish(intent.path)
+                logger.warning(
+                    "store %s: finished an interrupted write (%s): removed %d records and their images",
+                    self.location,
+                    intent.action,
+                    len(ids),
+                )
+            if self._image_dir.is_dir():
+                for tmp in self._image_dir.glob("*/.*.tmp"):  # a copy killed before its rename
+                    tmp.unlink(missing_ok=True)
+        for staging in self._path.glob(".staging-*"):
+            if _staging_abandoned(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _intent(
+        self, action: str, ids: list[str], images: list[str], replace: Path | None = None
+    ) -> Path | None:
+        """Journal what must be gone if this write does not complete (embedded stores only)."""
+        if self._path is None:
+            return None
+        if not ids and not images:
+            if replace is not None:
+                _journal.finish(replace)
+            return None
+        try:
+            return _journal.record(self._path, action, ids, images, replace=replace)
+        except OSError as e:
+            raise StoreError(f"store {self.location}: could not write its journal: {e}") from e
+
+    def _current(self) -> tuple[Any, dict[str, Any]]:
+        """The collection and its metadata as they are now.
+
+        A handle caches the collection when it opens; another handle, process or server client may
+        have recorded the embedder (or replaced the collection) since.
+        """
+        with self._lock:
+            col = self._open()
+            with self._chroma("reading the collection"):
+                fresh = self._get_or_create(self._client)
+            if fresh.id != col.id:  # deleted and created again by another handle
+                self._collection = col = fresh
+            return col, dict(fresh.metadata or {})
 
     def _get_or_create(self, client: Any) -> Any:
         col = client.get_or_create_collection(
@@ -481,11 +652,11 @@ class PageStore:
     def _prepare_write(self, embedder: EmbedderInfo, extra: dict[str, Any] | None = None) -> Any:
         """Check ``embedder`` (and ``extra`` keys) against the store; record them if it is empty."""
         extra = extra or {}
-        col = self._open()
+        col, current = self._current()
         with self._chroma("reading the collection"):
             count = col.count()
-            recorded = _decode_embedder(col.metadata)
-            recorded_extra = {k: (col.metadata or {}).get(k) for k in extra}
+            recorded = _decode_embedder(current)
+            recorded_extra = {k: current.get(k) for k in extra}
             if count > 0:
                 if recorded is None:
                     raise StoreError(
@@ -506,9 +677,10 @@ class PageStore:
                 # last record is deleted): start afresh.
                 self._client.delete_collection(self._collection_name)
                 col = self._collection = self._get_or_create(self._client)
+                current = dict(col.metadata or {})
             meta = {
                 k: v
-                for k, v in (col.metadata or {}).items()
+                for k, v in current.items()
                 if not k.startswith("hnsw:") and not (extra and k.startswith("pagesight:"))
             }
             col.modify(metadata={**meta, **_encode_embedder(embedder), **extra})
@@ -589,21 +761,40 @@ class PageStore:
         except PagesightError:
             return max(1, fallback)
 
-    def _delete_where(self, col: Any, source: str, *, keep_hash: str | None) -> int:
-        """Delete pages of ``source`` (except those with ``keep_hash``) and their images."""
+    def _delete_where(
+        self, col: Any, source: str, *, keep_hash: str | None, replace: Path | None = None
+    ) -> int:
+        """Delete pages of ``source`` (except those with ``keep_hash``) and their images.
+
+        ``replace``: the journal file of the write this delete completes (swapped for the delete's).
+        """
         doomed = [
             (id_, meta)
             for id_, _, meta in self._scan(source, include=["metadatas"])
             if keep_hash is None or meta.get("content_hash") != keep_hash
         ]
+        self._remove(col, doomed, f"deleting pages of {source}", replace)
+        return len(doomed)
+
+    def _remove(
+        self, col: Any, doomed: list[tuple[str, dict[str, Any]]], action: str, replace: Path | None
+    ) -> None:
+        """Journal, then delete records, then their images; then close the journal entry."""
+        intent = self._intent(
+            action,
+            [id_ for id_, _ in doomed],
+            [str(meta["image"]) for _, meta in doomed if meta and meta.get("image")],
+            replace=replace,
+        )
         step = self._batch_size()
         for start in range(0, len(doomed), step):
-            with self._chroma(f"deleting pages of {source}"):
+            with self._chroma(action):
                 col.delete(ids=[id_ for id_, _ in doomed[start : start + step]])
         for _, meta in doomed:
-            if meta.get("image"):
+            if meta and meta.get("image"):
                 remove_image(self._image_dir / str(meta["image"]))
-        return len(doomed)
+        if intent is not None:
+            _journal.finish(intent)
 
     # -- reading helpers -------------------------------------------------------------------------
 
@@ -668,6 +859,39 @@ def _is_backend_error(e: Exception) -> bool:
     # The Rust bindings and client-side validation raise builtins (ValueError, TypeError,
     # UnicodeEncodeError); sqlite and the network raise OSError subclasses.
     return isinstance(e, ValueError | TypeError | OSError)
+
+
+def _check_extra_metadata(extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Keys ``pagesight:*``, values str/int/float/bool: what Chroma's collection metadata holds.
+
+    Checked here because Chroma's Rust core panics (a ``BaseException``) on a list value.
+    """
+    checked: dict[str, Any] = {}
+    for key, value in (extra or {}).items():
+        if not isinstance(key, str) or not key.startswith("pagesight:"):
+            raise ConfigurationError(
+                f"extra_metadata key {key!r} must be a string starting with 'pagesight:'"
+            )
+        if not isinstance(value, str | int | float | bool) or (
+            isinstance(value, float) and not np.isfinite(value)
+        ):
+            raise ConfigurationError(
+                f"extra_metadata[{key!r}] is {value!r} ({type(value).__name__}); "
+                "collection metadata holds only str, int, float (finite) or bool values"
+            )
+        checked[key] = value
+    return checked
+
+
+def _staging_abandoned(folder: Path) -> bool:
+    """Whether an ingest staging folder (``.staging-<pid>-*``) belongs to a process that is gone."""
+    parts = folder.name.split("-")
+    if len(parts) >= 3 and parts[1].isdigit():
+        return not pid_alive(int(parts[1]))
+    try:  # an older name without the pid: abandoned once a day old
+        return time.time() - folder.stat().st_mtime > 86400
+    except OSError:
+        return False
 
 
 def _parse_url(url: str) -> tuple[str, int, bool]:
