@@ -8,13 +8,15 @@
 | offline-late | ``minilm-tokens``: all-MiniLM-L6-v2 token vectors | MaxSim + BM25 | none | extractive |
 | ollama    | Ollama ``nomic-embed-text`` (Nomic prefixes) | dense + BM25   | none     | ``gemma3:4b`` |
 | gpu       | ``llama-nemotron-embed-vl-1b-v2`` (image + text) | dense + BM25 | rerank-vl-1b-v2 | Qwen3-VL |
+| auto      | ``gpu`` with CUDA, its models cached and remote code allowed, else ``offline`` | | | |
 
 Generators: ``gemma3:4b`` through Ollama and ``Qwen/Qwen3-VL-2B-Instruct`` through transformers
 both read the page images as well as the page text.
-| auto      | ``gpu`` with CUDA and both models in the Hugging Face cache, else ``offline`` | | | |
 
 The ``gpu`` profile runs the two NVIDIA models' own code (pinned revisions), so choosing it
 allows remote code for them; both are licensed for commercial use (NVIDIA Open Model License).
+``auto`` never allows remote code by itself: it picks ``gpu`` only when the caller allows it
+(``--trust-remote-code`` / ``trust_remote_code=True``).
 """
 
 from __future__ import annotations
@@ -102,20 +104,25 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def resolve_profile(name: str | None) -> tuple[Profile, str]:
+def resolve_profile(name: str | None, *, trust_remote_code: bool = False) -> tuple[Profile, str]:
     """Return the profile called ``name`` and a sentence saying why it was chosen.
 
-    ``None`` and ``"auto"`` choose ``gpu`` when CUDA is available and both of its models are in
-    the Hugging Face cache at their pinned revisions, else ``offline`` (it needs nothing but pip);
-    the sentence says which and why.
+    ``None`` and ``"auto"`` choose ``gpu`` when CUDA is available, both of its models are in the
+    Hugging Face cache at their pinned revisions and ``trust_remote_code`` is true (the models run
+    their own code, which ``auto`` never allows by itself), else ``offline`` (it needs nothing but
+    pip); the sentence says which and why.
 
     Raises:
         ConfigurationError: for an unknown name, listing the known ones.
     """
     if name in (None, "auto"):
         ready, reason = gpu_ready()
-        if ready:
+        if ready and trust_remote_code:
             return PROFILES["gpu"], f"auto chose 'gpu': {reason}"
+        if ready:
+            reason += (
+                ", but its models run their own code: pass --trust-remote-code (or --profile gpu) to use them"
+            )
         return PROFILES["offline"], f"auto chose 'offline': {reason}"
     try:
         return PROFILES[name], f"profile '{name}' as requested"
@@ -255,7 +262,10 @@ def page_encoder(
         from pagesight.models.vl import VLEncoder
 
         return VLEncoder(
-            model, dimensions=dimensions, trust_remote_code=trust_remote_code, page_input=page_input  # type: ignore[arg-type]
+            model,
+            dimensions=dimensions,
+            trust_remote_code=trust_remote_code,
+            page_input=page_input,  # type: ignore[arg-type]
         )
     from pagesight.models.matryoshka import MatryoshkaEncoder
 

@@ -56,7 +56,11 @@ def test_auto_with_cuda_needs_both_models_cached(tmp_path, monkeypatch):
     ready, why = gpu_ready()
     assert not ready and rerank.hf_id in why and embed.hf_id not in why
     _cache_model(cache, rerank.hf_id, rerank.revision)
+    # auto never allows remote code by itself: the caller must.
     profile, why = resolve_profile(None)
+    assert profile.name == "offline" and "--trust-remote-code" in why and "cached" in why
+    assert not profile.trust_remote_code
+    profile, why = resolve_profile(None, trust_remote_code=True)
     assert profile.name == "gpu" and "cached" in why
 
 

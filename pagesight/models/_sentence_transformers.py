@@ -184,6 +184,10 @@ class SentenceTransformerBackend:
 
     # -- encoding ---------------------------------------------------------------------------------
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` under the model's tokenizer, special tokens excluded."""
+        return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def window_budget(self, prefix: str) -> int:
         """Tokens of text that fit one window once the special tokens and ``prefix`` are added."""
         tok = self.model.tokenizer

@@ -299,6 +299,14 @@ class MatryoshkaEncoder:
         pooled = self._backend.embed(texts, self.prefixes.get(task, ""), self.window_overlap)
         return truncate_embeddings(pooled, self._dimensions, self.spec.truncation)
 
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens of ``text`` under the model's tokenizer; ``None`` when the backend has none (Ollama)."""
+        counter = getattr(self._backend, "count_tokens", None)
+        if counter is None:
+            return None
+        self.load()
+        return int(counter(text))
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Embed search queries (``search_query`` prefix): ``(len(texts), dimensions)`` float32."""
         return self.encode(texts, task="search_query")

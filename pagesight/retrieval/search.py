@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -15,11 +16,28 @@ if TYPE_CHECKING:
     from pagesight.retrieval.hybrid import BM25Index
     from pagesight.retrieval.multivector import MultiVectorStore
 
-__all__ = ["Mode", "PageSearcher"]
+__all__ = ["DEFAULT_MAX_QUERY_TOKENS", "Mode", "PageSearcher", "count_query_tokens"]
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "bm25"]
+
+DEFAULT_MAX_QUERY_TOKENS = 2048
+"""Most tokens a query may have (``PageSearcher(max_query_tokens=)`` raises it; ``None`` lifts it)."""
+
+_CHARS_PER_TOKEN_CAP = 64  # a query longer than 64 characters per allowed token is refused untokenized
+_WORD_OR_MARK = re.compile(r"\w+|[^\w\s]")
+
+
+def count_query_tokens(encoder: object, query: str) -> int:
+    """Tokens of ``query``: the encoder's own count (``count_tokens``) when it has one, else words and
+    punctuation marks (a lower bound of what subword tokenizers produce)."""
+    counter = getattr(encoder, "count_tokens", None)
+    if callable(counter):
+        counted = counter(query)
+        if counted is not None:
+            return int(counted)
+    return len(_WORD_OR_MARK.findall(query))
 
 
 class PageSearcher:
@@ -38,6 +56,10 @@ class PageSearcher:
             ``rerank_candidates`` pages (by page image, text or both) before the best ``k`` are
             returned; ``score`` is then the reranker's relevance in [0, 1].
         rerank_candidates: how many retrieved pages the reranker sees (at least ``k``).
+        max_query_tokens: longest query accepted, in the encoder's tokens (words and punctuation
+            marks for encoders without a tokenizer); a longer one raises
+            :class:`~pagesight.errors.ConfigurationError`. ``None`` lifts the limit. Queries longer
+            than a dense text model's window are embedded in pooled windows, never cut.
 
     With a late-interaction encoder and a :class:`~pagesight.retrieval.multivector.MultiVectorStore`,
     the "dense" side is exact MaxSim over the store's candidates (``score`` is then the MaxSim
@@ -59,6 +81,7 @@ class PageSearcher:
         exhaustive: bool = False,
         reranker: Reranker | None = None,
         rerank_candidates: int = 20,
+        max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> None:
         if mode not in ("hybrid", "dense", "bm25"):
             raise ConfigurationError(f"`mode` must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
@@ -75,7 +98,12 @@ class PageSearcher:
         self.candidates = candidates
         self.exhaustive = exhaustive
         self.reranker = reranker
+        if max_query_tokens is not None and (isinstance(max_query_tokens, bool) or max_query_tokens < 1):
+            raise ConfigurationError(
+                f"`max_query_tokens` must be at least 1 or None, got {max_query_tokens!r}"
+            )
         self.rerank_candidates = rerank_candidates
+        self.max_query_tokens = max_query_tokens
         self._bm25: BM25Index | None = None
         self._lock = threading.Lock()
 
@@ -114,21 +142,39 @@ class PageSearcher:
 
         ``score`` is the mode's score, or the reranker's relevance when a reranker is set. A blank
         query returns ``[]``.
+
+        Raises:
+            ConfigurationError: the query has more than ``max_query_tokens`` tokens.
         """
         if k < 1 or not query.strip():
             return []  # a blank query matches nothing (its embedding would still have neighbours)
+        self._check_length(query)
         if self.reranker is None:
             return self._retrieve(query, k)
         return self._rerank(query, self._retrieve(query, max(k, self.rerank_candidates)), k)
+
+    def _check_length(self, query: str) -> None:
+        limit = self.max_query_tokens
+        if limit is None:
+            return
+        if len(query) > limit * _CHARS_PER_TOKEN_CAP:
+            size = f"{len(query):,} characters"
+        else:
+            n = count_query_tokens(self.encoder, query)
+            if n <= limit:
+                return
+            size = f"{n:,} tokens"
+        raise ConfigurationError(
+            f"the query is {size}, more than max_query_tokens={limit:,}; shorten it, or raise the limit "
+            "with PageSearcher(max_query_tokens=...)"
+        )
 
     def _rerank(self, query: str, hits: list[Hit], k: int) -> list[Hit]:
         from pagesight.models.rerank import RerankCandidate
 
         if not hits or self.reranker is None:
             return hits[:k]
-        candidates = [
-            RerankCandidate(text=h.text, image=h.image, source=h.source, page=h.page) for h in hits
-        ]
+        candidates = [RerankCandidate(text=h.text, image=h.image, source=h.source, page=h.page) for h in hits]
         ranked = self.reranker.rerank(query, candidates, top_n=k)
         return [_with_score(hits[r.index], r.score) for r in ranked]
 

@@ -331,7 +331,7 @@ class App:
                 return store, self._encoder, None
             from pagesight.profiles import resolve_profile
 
-            profile, why = resolve_profile(self.profile_name)
+            profile, why = resolve_profile(self.profile_name, trust_remote_code=self.trust_remote_code)
             trust = self.trust_remote_code or profile.trust_remote_code
             from pagesight.profiles import page_encoder
 

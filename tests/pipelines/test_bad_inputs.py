@@ -171,6 +171,33 @@ def test_blank_queries_and_an_over_long_query(tmp_path, encoder, corpus):
     assert _snapshot(store, tmp_path / "store") == before
 
 
+def test_query_over_the_token_limit_is_refused_naming_the_limit(tmp_path, encoder, corpus):
+    from pagesight.errors import ConfigurationError
+    from pagesight.retrieval.search import DEFAULT_MAX_QUERY_TOKENS, PageSearcher, count_query_tokens
+
+    store = PageStore(tmp_path / "store")
+    assert ingest(list(corpus.values()), store, encoder, show_progress=False).ok
+    query = " ".join(["firewall rules allow ssh"] * 30)
+    tokens = count_query_tokens(encoder, query)
+    assert tokens == encoder.count_tokens(query) > len(query.split())  # the tokenizer's count
+    assert 120 <= tokens < DEFAULT_MAX_QUERY_TOKENS
+    assert PageSearcher(store, encoder).search(query, k=1)[0].source == str(corpus["network"])
+    for mode in ("hybrid", "dense", "bm25"):
+        strict = PageSearcher(store, encoder, mode=mode, max_query_tokens=tokens - 1)
+        message = rf"{tokens} tokens, more than max_query_tokens={tokens - 1}"
+        with pytest.raises(ConfigurationError, match=message):
+            strict.search(query, k=1)
+        assert PageSearcher(store, encoder, mode=mode, max_query_tokens=tokens).search(query, k=1)
+    # A megabyte of text is refused from its length alone, without tokenizing it.
+    huge = "ssh " * 250_000
+    with pytest.raises(ConfigurationError, match=r"1,000,000 characters, more than max_query_tokens=2,048"):
+        PageSearcher(store, encoder).search(huge, k=1)
+    # Without a tokenizer (BM25 only), words and punctuation marks are counted.
+    assert count_query_tokens(None, "port 22, please!") == 5
+    with pytest.raises(ConfigurationError, match="max_query_tokens"):
+        PageSearcher(store, encoder, max_query_tokens=0)
+
+
 def test_nan_and_inf_vectors_from_a_backend_are_refused(tmp_path, encoder):
     from pagesight.errors import InvalidVectorError
     from pagesight.models.matryoshka import MatryoshkaEncoder
@@ -205,17 +232,26 @@ def test_nan_and_inf_vectors_from_a_backend_are_refused(tmp_path, encoder):
         store.search(np.full(encoder.info.dimensions, np.nan, dtype=np.float32), embedder=encoder.info)
 
 
-def test_nested_metadata_value_is_refused_and_nothing_written(tmp_path):
+@pytest.mark.parametrize(
+    "value", [{"a": 1}, ["a", "b"], None, float("nan")], ids=["nested", "list", "none", "nan"]
+)
+def test_bad_metadata_value_is_refused_and_nothing_written(tmp_path, value):
+    # A list value used to reach Chroma's Rust core, which panics (a BaseException, no StoreError).
     from pagesight.documents.page import Page
-    from pagesight.errors import StoreError
+    from pagesight.errors import ConfigurationError
     from pagesight.models.base import EmbedderInfo
 
     info = EmbedderInfo(model="m", revision=None, dimensions=4, kind="dense-text")
     page = Page("a.pdf", 1, "text", None, 0, 0, "ab" * 32)
     store = PageStore(tmp_path / "store")
-    with pytest.raises(StoreError, match=r"dict"):
-        store.add_source([page], np.ones((1, 4)), embedder=info, extra_metadata={"pagesight:x": {"a": 1}})
-    assert store.count() == 0 and store.ids() == []
+    try:
+        with pytest.raises(ConfigurationError, match=r"extra_metadata\['pagesight:x'\]"):
+            store.add_source([page], np.ones((1, 4)), embedder=info, extra_metadata={"pagesight:x": value})
+        assert store.count() == 0 and store.ids() == [] and store.metadata() == {}
+        store.add_source([page], np.ones((1, 4)), embedder=info, extra_metadata={"pagesight:x": "ok"})
+        assert store.ids() == [page.id] and store.metadata()["pagesight:x"] == "ok"
+    finally:
+        store.close()
 
 
 def test_second_embedder_of_another_dimension_is_refused(tmp_path, encoder, corpus):
@@ -244,6 +280,36 @@ def test_duplicate_sources_in_one_call_are_indexed_once(tmp_path, encoder, corpu
         (str(corpus["network"]), "indexed"),
     ]
     assert store.count() == 5 and len(set(store.ids())) == 5
+
+
+@pytest.mark.enable_socket
+def test_same_bytes_under_a_second_name_keep_their_first_name(tmp_path, encoder, corpus):
+    # Page ids come from the content hash: a copy (or the same PDF served at a URL) must neither
+    # take the first name's pages over nor flip them back and forth on every re-index.
+    garden = corpus["garden"]
+    copy = tmp_path / "copy-of-garden.pdf"
+    copy.write_bytes(garden.read_bytes())
+    store = PageStore(tmp_path / "store")
+    assert ingest([garden], store, encoder, show_progress=False).ok
+    before = _snapshot(store, tmp_path / "store")
+    with LoopbackHTTPServer({"/g.pdf": Route(garden.read_bytes(), content_type="application/pdf")}) as server:
+        sources = [copy, server.url("/g.pdf"), garden]
+        for _ in range(2):
+            report = ingest(sources, store, encoder, show_progress=False, force=True)
+            statuses = [(r.source, r.status, r.pages) for r in report.results]
+            assert statuses == [
+                (str(copy), "unchanged", 2),
+                (server.url("/g.pdf"), "unchanged", 2),
+                (str(garden), "indexed", 2),
+            ]
+            for result in report.results[:2]:
+                assert any(f"same bytes as {garden}" in w for w in result.warnings), result.warnings
+            assert _snapshot(store, tmp_path / "store") == before
+    # Once the first name is gone, the second one indexes them.
+    store.delete_source(str(garden))
+    report = ingest([copy], store, encoder, show_progress=False)
+    assert report.results[0].status == "indexed"
+    assert [s.source for s in store.sources()] == [str(copy)]
 
 
 def test_more_records_than_the_batch_limit(tmp_path, encoder):

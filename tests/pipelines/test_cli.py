@@ -178,3 +178,47 @@ def test_late_interaction_options_are_refused_for_dense_models(tmp_path, corpus,
         capsys, "index", str(corpus["garden"]), "--store", str(tmp_path / "s"), "--pool-factor", "2"
     )
     assert code == 2 and "late-interaction" in err
+
+
+def test_index_limits_refuse_long_pdfs_and_cut_long_text(tmp_path, corpus, capsys):
+    from pagesight.retrieval.store import PageStore
+
+    store = tmp_path / "store"
+    folder = str(corpus["garden"].parent)
+    code, _, err = run(capsys, "index", folder, "--store", str(store), "-q", "--max-pages", "2")
+    assert code == 1  # network.pdf has 3 pages
+    assert f"FAILED {corpus['network']}" in err and "max_pages=3" in err
+    # --force: garden.pdf is unchanged, and without it would keep its long text.
+    limits = ["--max-pages", "3", "--max-chars-per-page", "20", "--force"]
+    code, _, err = run(capsys, "index", folder, "--store", str(store), "-q", *limits)
+    assert code == 0, err
+    assert "cut" in err and str(corpus["network"]) in err
+    with PageStore(store) as opened:
+        texts = [h.text for h in opened.pages()]
+    assert len(texts) == 5 and max(len(t) for t in texts) <= 20
+
+
+@pytest.mark.parametrize("flag", ["--max-pages", "--max-pixels", "--max-chars-per-page", "--max-bytes"])
+def test_index_limit_below_one_is_a_usage_error(tmp_path, corpus, capsys, flag):
+    code, _, err = run(capsys, "index", str(corpus["garden"]), "--store", str(tmp_path / "s"), flag, "0")
+    assert code == 2 and f"{flag} must be at least 1" in err
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").rglob("*.png"))
+
+
+@pytest.mark.enable_socket
+def test_index_refuses_loopback_urls_unless_allowed(tmp_path, corpus, capsys, monkeypatch):
+    from tests.http_server import LoopbackHTTPServer, Route
+
+    monkeypatch.delenv("PAGESIGHT_ALLOW_PRIVATE_URLS", raising=False)
+    store = tmp_path / "store"
+    pdf = corpus["garden"].read_bytes()
+    with LoopbackHTTPServer({"/garden.pdf": Route(pdf, content_type="application/pdf")}) as server:
+        url = server.url("/garden.pdf")
+        code, _, err = run(capsys, "index", url, "--store", str(store), "-q")
+        assert code == 1 and f"FAILED {url}" in err and "--allow-private-urls" in err
+        assert server.requests == []  # refused before connecting
+        code, _, err = run(capsys, "index", url, "--store", str(store), "-q", "--allow-private-urls")
+        assert code == 0, err
+        assert len(server.requests) == 1
+    code, out, _ = run(capsys, "sources", "--store", str(store), "--json")
+    assert json.loads(out) == [{"source": url, "pages": 2}]
