@@ -19,5 +19,5 @@ def require(module: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as e:
         raise MissingDependencyError(
-            f"{module} is not installed; install it with: pip install \"pagesight[{extra}]\""
+            f'{module} is not installed; install it with: pip install "pagesight[{extra}]"'
         ) from e

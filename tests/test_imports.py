@@ -90,7 +90,7 @@ def test_missing_extras_name_the_pip_install_line():
         """
     )
     assert proc.returncode == 0, proc.stderr
-    assert 'LC' in proc.stdout and 'pip install "pagesight[langchain]"' in proc.stdout
+    assert "LC" in proc.stdout and 'pip install "pagesight[langchain]"' in proc.stdout
     assert 'pip install "pagesight[llamaindex]"' in proc.stdout
     assert 'pip install "pagesight[chroma]"' in proc.stdout
     assert "LC-RERANK VLReranker needs an optional dependency" in proc.stdout

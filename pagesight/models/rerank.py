@@ -51,7 +51,6 @@ _PAGE_INPUTS = ("auto", "image", "text", "image_text")
 _SPEC_BACKENDS = {"nvidia-rerank": "nvidia", "cross-encoder": "cross-encoder", "nanoranker": "nanoranker"}
 
 
-
 # -- records ------------------------------------------------------------------------------------------
 
 
@@ -374,7 +373,6 @@ class Reranker:
             revision=revision,
             max_length=self.max_length,
         )
-
 
     # -- lifecycle --------------------------------------------------------------------------------
 
