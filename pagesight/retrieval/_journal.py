@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Intent", "JOURNAL_DIR", "finish", "pending", "record"]
+__all__ = ["Intent", "JOURNAL_DIR", "finish", "fsync_dir", "pending", "record"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def record(
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(jdir)
+    fsync_dir(jdir)
     return path
 
 
@@ -98,7 +98,8 @@ def pending(folder: Path) -> list[Intent]:
     return intents
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or new file in ``folder`` durable (POSIX; a no-op elsewhere)."""
     if os.name != "posix":
         return
     fd = os.open(folder, os.O_RDONLY)

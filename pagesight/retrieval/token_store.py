@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 import numpy as np
 
 from pagesight.errors import ConfigurationError, InvalidVectorError, StoreError, StoreMismatchError
+from pagesight.retrieval._journal import fsync_dir
 
 if TYPE_CHECKING:
     from pagesight.retrieval.maxsim import PackedTokens
@@ -361,7 +362,7 @@ class TokenStore:
                     new_segments[seq] = (e.dim, e.dtype, rows)
                 for s in created:
                     self._fsync_segment(s)
-                _fsync_dir(self._segment_dir)
+                fsync_dir(self._segment_dir)
             except OSError as e:
                 for s in created:
                     self._unlink_segment(s)
@@ -593,7 +594,7 @@ class TokenStore:
                 self._write_rows(s, start_rows[s], values, scales)
                 self._fsync_segment(s)
                 seg_rows[s] = start_rows[s] + len(values)
-            _fsync_dir(self._segment_dir)
+            fsync_dir(self._segment_dir)
         except OSError as e:
             raise StoreError(f"token store {self._folder}: writing token rows failed: {e}") from e
         with self._transaction(conn, "committing token index entries"):
@@ -764,16 +765,6 @@ def _decode(values: np.ndarray, scales: np.ndarray | None) -> np.ndarray:
 def _row_bytes(dim: int, dtype: str) -> int:
     size = dim * np.dtype(dtype).itemsize
     return size + 4 if dtype == "int8" else size
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:

@@ -200,15 +200,20 @@ def _complete_page(hit: Hit) -> str | None:
     return None
 
 
+def _assert_served(result: dict[str, Any]) -> None:
+    """No search failed or saw an incomplete page, and the searches overlapped the writes."""
+    assert result["problems"] == [], "\n".join(result["problems"][:5])
+    assert result["searches"] >= _SEARCH_THREADS * 3
+    assert result["during_ingest"] >= _SEARCH_THREADS, result
+    assert result["hits"] > 0
+
+
 def test_searches_while_ingesting_embedded_page_store(tmp_path: Path, encoder: Any) -> None:
     pdfs = _make_pdfs(tmp_path / "docs", _TOPICS, "doc")
     store = PageStore(tmp_path / "store")
     try:
         result = _run_concurrently(store, encoder, pdfs, _complete_page)
-        assert result["problems"] == [], "\n".join(result["problems"][:5])
-        assert result["searches"] >= _SEARCH_THREADS * 3
-        assert result["during_ingest"] >= _SEARCH_THREADS, result  # the searches overlapped the writes
-        assert result["hits"] > 0
+        _assert_served(result)
         _assert_exact_pages(store, pdfs)
         # nothing lost from the indexes either: each document is found by its own question
         searcher = PageSearcher(store, encoder, mode="hybrid")
@@ -233,10 +238,7 @@ def test_searches_while_ingesting_multivector_store(tmp_path: Path, token_encode
 
     try:
         result = _run_concurrently(store, token_encoder, pdfs, complete)
-        assert result["problems"] == [], "\n".join(result["problems"][:5])
-        assert result["searches"] >= _SEARCH_THREADS * 3
-        assert result["during_ingest"] >= _SEARCH_THREADS, result  # the searches overlapped the writes
-        assert result["hits"] > 0
+        _assert_served(result)
         pages = _assert_exact_pages(store, pdfs)
         tokens = store.get_tokens([h.id for h in pages])
         assert all(t.ndim == 2 and t.shape[0] > 0 for t in tokens)
