@@ -1,11 +1,31 @@
-"""Import optional dependencies with an actionable message."""
+"""Import optional dependencies with an actionable message; the safetensors-only weights policy.
+
+pagesight never unpickles model weights: every call that loads weights passes
+:data:`SAFE_WEIGHTS` (``use_safetensors=True``), and :func:`pickle_weights_error` turns the
+failure of a model that has only pickle weights (``pytorch_model.bin``) into a
+:class:`ModelNotAvailableError` that says how to convert it.
+"""
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import Final
 
-from pagesight.errors import MissingDependencyError
+from pagesight.errors import MissingDependencyError, ModelNotAvailableError
+
+SAFE_WEIGHTS: Final[Mapping[str, bool]] = MappingProxyType({"use_safetensors": True})
+"""Keyword arguments for every weight-loading ``from_pretrained`` (directly, or through a
+sentence-transformers ``model_kwargs``): load ``*.safetensors`` only, never pickle."""
+
+_PICKLE_SUFFIXES = (".bin", ".bin.index.json")
+_SAFE_SUFFIXES = (".safetensors", ".safetensors.index.json")
+# What transformers raises (OSError) when use_safetensors=True finds no safetensors file:
+# "Error no file named model.safetensors found in directory <folder>." (a local folder) or
+# "<id> does not appear to have a file named model.safetensors ... cannot be loaded with `safetensors`" (Hub).
+_NO_SAFETENSORS = ("no file named model.safetensors", "cannot be loaded with `safetensors`")
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -21,3 +41,43 @@ def require(module: str, extra: str) -> ModuleType:
         raise MissingDependencyError(
             f'{module} is not installed; install it with: pip install "pagesight[{extra}]"'
         ) from e
+
+
+def _pickle_only_folder(source: str) -> bool:
+    """Whether the local folder ``source``, or one of its subfolders (a sentence-transformers
+    module), holds ``pytorch_model*.bin`` weights and no safetensors next to them."""
+    root = Path(source)
+    try:
+        folders = [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
+        for folder in folders:
+            names = [f.name for f in folder.iterdir()]
+            pickles = any(n.startswith("pytorch_model") and n.endswith(_PICKLE_SUFFIXES) for n in names)
+            if pickles and not any(n.endswith(_SAFE_SUFFIXES) for n in names):
+                return True
+    except OSError:  # unreadable: leave the error to the caller's own message
+        return False
+    return False
+
+
+def pickle_weights_error(error: BaseException, source: str) -> ModelNotAvailableError | None:
+    """The :class:`ModelNotAvailableError` to raise when ``source`` failed to load for want of
+    safetensors weights (a model that ships only pickle weights), else ``None``.
+
+    Args:
+        error: what loading ``source`` with :data:`SAFE_WEIGHTS` raised.
+        source: the Hub id or local folder that was loaded.
+    """
+    text = str(error)
+    pickle_only = _pickle_only_folder(source)
+    if not (pickle_only or (isinstance(error, OSError) and any(m in text for m in _NO_SAFETENSORS))):
+        return None
+    what = (
+        "ships only pickle weights (pytorch_model.bin)"
+        if pickle_only
+        else "has no safetensors weights (model.safetensors)"
+    )
+    return ModelNotAvailableError(
+        f"{source} {what}; pagesight loads only safetensors weights (no pickle). Convert the model once, "
+        "where you trust it: `model.save_pretrained(folder, safe_serialization=True)` "
+        "(or `SentenceTransformer(...).save(folder)`), and pass that folder"
+    )

@@ -11,7 +11,8 @@ import ast
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 
 import pagesight
 from pagesight.documents import load_source
-from pagesight.errors import ConfigurationError, UnsupportedSourceError
+from pagesight.errors import ConfigurationError, ModelNotAvailableError, UnsupportedSourceError
 from pagesight.models.registry import DENSE_VL, LATE_INTERACTION, REGISTRY, ModelSpec
 from pagesight.pipelines.ingest import ingest
 from pagesight.retrieval.store import PageStore
@@ -90,6 +91,122 @@ def test_no_pickle_and_no_unsafe_loaders() -> None:
     assert problems == []
 
 
+# Weight loaders: ``<anything but a processor/tokenizer/config>.from_pretrained`` and the
+# sentence-transformers model classes. Each must pass use_safetensors=True (never unpickle weights).
+ST_MODEL_CLASSES = {"SentenceTransformer", "CrossEncoder", "MultiVectorEncoder", "SparseEncoder"}
+LOADS_NO_WEIGHTS = re.compile(r"(Processor|Tokenizer|Config|FeatureExtractor)$")
+
+
+def _calls_in_scope(node: ast.AST, scope: ast.AST) -> Iterator[tuple[ast.Call, ast.AST]]:
+    """Every call under ``node`` with the innermost function (else the module) it is made in."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.Call):
+            yield child, scope
+        inner = child if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) else scope
+        yield from _calls_in_scope(child, inner)
+
+
+def _bindings(scope: ast.AST, name: str) -> list[ast.expr]:
+    values: list[ast.expr] = []
+    for node in ast.walk(scope):
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign | ast.NamedExpr) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.value is not None:
+            values.append(node.value)
+    return values
+
+
+def _is_true(value: ast.expr) -> bool:
+    return isinstance(value, ast.Constant) and value.value is True
+
+
+def _holds_safe_weights(value: ast.expr, scope: ast.AST, depth: int = 0) -> bool:
+    """``SAFE_WEIGHTS``, a dict display with ``**SAFE_WEIGHTS`` or ``"use_safetensors": True`` (or
+    ``**`` of such a dict), or a local name every assignment of which is one of those."""
+    if depth > 4:
+        return False
+    if isinstance(value, ast.Name):
+        if value.id == "SAFE_WEIGHTS":
+            return True
+        bound = _bindings(scope, value.id)
+        return bool(bound) and all(_holds_safe_weights(v, scope, depth + 1) for v in bound)
+    if isinstance(value, ast.Dict):
+        for key, item in zip(value.keys, value.values, strict=True):
+            if key is None and _holds_safe_weights(item, scope, depth + 1):
+                return True
+            if isinstance(key, ast.Constant) and key.value == "use_safetensors":
+                return _is_true(item)
+    return False
+
+
+def _weight_loads_without_safetensors(tree: ast.Module, rel: str) -> tuple[int, list[str]]:
+    """``(weight-loading calls seen, those that do not pass use_safetensors=True)`` in one module."""
+    seen = 0
+    problems: list[str] = []
+    for call, scope in _calls_in_scope(tree, tree):
+        name = _dotted(call.func) if not isinstance(call.func, ast.Attribute) else call.func.attr
+        receiver = _dotted(call.func.value).rsplit(".", 1)[-1] if isinstance(call.func, ast.Attribute) else ""
+        if name == "from_pretrained" and not LOADS_NO_WEIGHTS.search(receiver):
+            # transformers: use_safetensors=True, directly or in a ``**`` mapping
+            ok = any(
+                (kw.arg == "use_safetensors" and _is_true(kw.value))
+                or (kw.arg is None and _holds_safe_weights(kw.value, scope))
+                for kw in call.keywords
+            )
+        elif name in ST_MODEL_CLASSES:
+            # sentence-transformers forwards model_kwargs to transformers' from_pretrained
+            ok = any(
+                kw.arg == "model_kwargs" and _holds_safe_weights(kw.value, scope) for kw in call.keywords
+            )
+        else:
+            continue
+        seen += 1
+        if not ok:
+            called = _dotted(call.func) or name
+            problems.append(f"{rel}:{call.lineno} {called}() without use_safetensors=True")
+    return seen, problems
+
+
+def test_every_weight_loader_passes_use_safetensors() -> None:
+    from pagesight._deps import SAFE_WEIGHTS
+
+    assert dict(SAFE_WEIGHTS) == {"use_safetensors": True}
+    seen = 0
+    problems: list[str] = []
+    for path, tree in _modules():
+        count, found = _weight_loads_without_safetensors(tree, path.relative_to(PACKAGE).as_posix())
+        seen += count
+        problems += found
+    assert seen >= 12  # every weight-loading call site of the package was found
+    assert problems == []
+
+
+def test_the_safetensors_scan_catches_a_missing_keyword() -> None:
+    source = (
+        "SAFE = {}\n"
+        "def load(st, transformers, auto, src, kw):\n"
+        "    model_kwargs = {**SAFE_WEIGHTS, 'dtype': 1}\n"
+        "    other = {'dtype': 1}\n"
+        "    st.SentenceTransformer(src, model_kwargs=model_kwargs)\n"  # ok
+        "    st.SentenceTransformer(src, model_kwargs={**model_kwargs, 'attn': 2})\n"  # ok
+        "    auto.from_pretrained(src, **model_kwargs)\n"  # ok
+        "    transformers.AutoModel.from_pretrained(src, use_safetensors=True)\n"  # ok
+        "    transformers.AutoTokenizer.from_pretrained(src)\n"  # no weights
+        "    st.CrossEncoder(src, **SAFE_WEIGHTS)\n"  # 10: not a model_kwargs
+        "    st.MultiVectorEncoder(src, model_kwargs=other)\n"  # 11
+        "    auto.from_pretrained(src, **kw)\n"  # 12: a parameter, not known to be safe
+        "    transformers.AutoModel.from_pretrained(src, use_safetensors=False)\n"  # 13
+        "    model_kwargs = {}\n"  # rebinding makes every use above unsafe
+    )
+    seen, problems = _weight_loads_without_safetensors(ast.parse(source), "x.py")
+    assert seen == 8
+    assert [p.split()[0] for p in problems] == [f"x.py:{n}" for n in (5, 6, 7, 10, 11, 12, 13)]
+
+
 def test_no_signature_defaults_to_remote_code() -> None:
     seen = 0
     problems: list[str] = []
@@ -158,6 +275,164 @@ def test_remote_code_without_permission_says_how_to_allow_it() -> None:
 
     with pytest.raises(ConfigurationError, match="trust_remote_code=True"):
         VLEncoder("llama-nemotron-embed-vl-1b-v2").load()
+
+
+# ----------------------------------------------------------------------------- safetensors weights only
+
+
+def _pickle_only_copy(folder: Path) -> Path:
+    """A copy of ``folder`` with ``pytorch_model.bin`` (a pickle) in place of ``model.safetensors``.
+
+    transformers 5 always saves safetensors (``safe_serialization=False`` is ignored), so the
+    pickle is written with ``torch.save``, as older transformers did.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    pickled = folder.with_name(f"{folder.name}-pickled")
+    shutil.copytree(folder, pickled)
+    weights = pickled / "model.safetensors"
+    torch.save(load_file(weights), pickled / "pytorch_model.bin")
+    weights.unlink()
+    return pickled
+
+
+def _st_model(root: Path) -> Path:
+    from tests.models.tiny_models import build_tiny_model
+
+    return build_tiny_model(root / "tiny-embed", hidden=16)
+
+
+def _load_st(folder: Path) -> object:
+    from pagesight.models import MatryoshkaEncoder
+
+    return MatryoshkaEncoder(str(folder), device="cpu").encode_documents(["weights"])
+
+
+def _cross_encoder(root: Path) -> Path:
+    from tests.models.standin_rerank_vl.rerank_builders import build_tiny_cross_encoder
+
+    return build_tiny_cross_encoder(root / "tiny-cross-encoder")
+
+
+def _load_cross_encoder(folder: Path) -> object:
+    from pagesight.models.rerank import Reranker
+
+    return Reranker(str(folder), device="cpu").logits("weights", ["safetensors"])
+
+
+def _multivector(root: Path) -> Path:
+    from tests.models.standin_colembed.colembed_builders import build_tiny_multivector
+    from tests.models.tiny_models import minilm_path
+
+    return build_tiny_multivector(root / "tiny-colbert", minilm_path())
+
+
+def _load_multivector(folder: Path) -> object:
+    from pagesight.models.colembed import ColEmbedEncoder
+
+    return ColEmbedEncoder(str(folder), device="cpu").encode_queries(["weights"])
+
+
+def _remote_code(root: Path) -> Path:
+    from tests.models.standin_colembed.colembed_builders import build_standin
+
+    return build_standin(root / "standin-colembed")
+
+
+def _load_remote_code(folder: Path) -> object:
+    from pagesight.models.colembed import ColEmbedEncoder
+
+    enc = ColEmbedEncoder(str(folder), backend="nvidia", trust_remote_code=True, device="cpu")
+    return enc.encode_queries(["weights"])
+
+
+def _e5v(root: Path) -> Path:
+    from tests.models.standin_vl_text.vl_text_builders import build_tiny_e5v
+
+    return build_tiny_e5v(root / "tiny-e5-v")
+
+
+def _load_e5v(folder: Path) -> object:
+    from pagesight.models.vl import VLEncoder
+
+    return VLEncoder(str(folder), backend="e5-v", device="cpu").encode_queries(["weights"])
+
+
+def _nvembed(root: Path) -> Path:
+    from tests.models.standin_vl_text.vl_text_builders import build_tiny_nvembed
+
+    return build_tiny_nvembed(root / "tiny-nv-embed")
+
+
+def _load_nvembed(folder: Path) -> object:
+    from pagesight.models.vl import VLEncoder
+
+    enc = VLEncoder(str(folder), backend="nv-embed", trust_remote_code=True, device="cpu")
+    return enc.encode_queries(["weights"])
+
+
+def _vision(root: Path) -> Path:
+    from tests.models.standin_embed_vl.vl_builders import build_tiny_clip_vision
+
+    _st_model(root)  # the text half of the pair (safetensors)
+    return build_tiny_clip_vision(root / "tiny-vision", hidden=16)
+
+
+def _load_vision(folder: Path) -> object:
+    from pagesight.models.vl import VLEncoder
+
+    text = folder.parent / "tiny-embed"
+    return VLEncoder(str(folder), text_model=str(text), device="cpu").load()
+
+
+def _llava(root: Path) -> Path:
+    from tests.pipelines.tiny_vlm import build_tiny_llava
+
+    return build_tiny_llava(root / "tiny-llava")
+
+
+def _load_generator(folder: Path) -> object:
+    from pagesight.pipelines.hf import TransformersGenerator
+
+    return TransformersGenerator(str(folder), device="cpu").load()
+
+
+WEIGHT_LOADERS: dict[str, tuple[Callable[[Path], Path], Callable[[Path], object]]] = {
+    # one public entry point per weight-loading call site in the package
+    "sentence-transformers": (_st_model, _load_st),
+    "cross-encoder": (_cross_encoder, _load_cross_encoder),
+    "multi-vector": (_multivector, _load_multivector),
+    "remote-code": (_remote_code, _load_remote_code),
+    "e5-v": (_e5v, _load_e5v),
+    "nv-embed": (_nvembed, _load_nvembed),
+    "vision-pair": (_vision, _load_vision),
+    "hf-generator": (_llava, _load_generator),
+}
+
+
+@pytest.mark.parametrize("kind", list(WEIGHT_LOADERS))
+def test_pickle_only_weights_are_refused_safetensors_load(kind: str, tmp_path: Path) -> None:
+    build, load = WEIGHT_LOADERS[kind]
+    folder = build(tmp_path)
+    pickled = _pickle_only_copy(folder)
+    assert load(folder) is not None  # the safetensors original loads (and encodes)
+    with pytest.raises(ModelNotAvailableError) as info:
+        load(pickled)
+    message = str(info.value)
+    assert message.startswith(f"{pickled} ships only pickle weights (pytorch_model.bin)"), message
+    assert "pagesight loads only safetensors weights (no pickle)" in message
+    assert "save_pretrained(folder, safe_serialization=True)" in message and "SentenceTransformer(" in message
+    cause = info.value.__cause__
+    assert isinstance(cause, OSError) and "model.safetensors" in str(cause)  # what transformers raised
+
+
+def test_the_pickle_only_copy_is_a_loadable_model_without_the_policy(tmp_path: Path) -> None:
+    """The refusal above is the policy, not a broken folder: sentence-transformers itself loads it."""
+    from sentence_transformers import SentenceTransformer
+
+    pickled = _pickle_only_copy(_st_model(tmp_path))
+    assert SentenceTransformer(str(pickled), device="cpu").encode(["weights"]).shape == (1, 16)
 
 
 # ----------------------------------------------------------------------------- paths stay in the store

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pagesight._deps import require
+from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
 from pagesight.models._colembed_common import model_source, normalize_rows, resolve_device, torch_dtype
 from pagesight.models._windows import pack_windows, spans_from_tokens, spans_from_words
@@ -245,15 +245,18 @@ class MultiVectorBackend:
         kwargs: dict[str, Any] = {"device": device, "trust_remote_code": self.trust_remote_code}
         if revision is not None:
             kwargs["revision"] = revision
+        model_kwargs: dict[str, Any] = {**SAFE_WEIGHTS}
         if self.dtype is not None or device.startswith("cuda"):
-            kwargs["model_kwargs"] = {"dtype": torch_dtype(self.dtype, device)}
+            model_kwargs["dtype"] = torch_dtype(self.dtype, device)
         try:
-            model = st.MultiVectorEncoder(source, **kwargs)
+            model = st.MultiVectorEncoder(source, model_kwargs=model_kwargs, **kwargs)
         except Exception as e:
             if "trust_remote_code" in str(e) and not self.trust_remote_code:
                 raise ConfigurationError(
                     f"{self.spec.alias} runs code from its model repository; pass trust_remote_code=True"
                 ) from e
+            if (pickled := pickle_weights_error(e, source)) is not None:
+                raise pickled from e
             where = (
                 f"the model in {source}" if Path(source).is_dir() else f"{source} from the Hugging Face Hub"
             )

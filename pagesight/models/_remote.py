@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from pagesight._deps import require
+from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
 from pagesight.models._colembed_common import model_source, resolve_device, torch_dtype
 
@@ -127,7 +127,7 @@ def load_pretrained(
         kwargs["revision"] = hub_revision
     weights = torch_dtype(settings.dtype, where)
     dtype_key = "dtype" if _major_minor(transformers.__version__) >= (5, 0) else "torch_dtype"
-    model_kwargs = {**kwargs, dtype_key: weights}
+    model_kwargs = {**kwargs, **SAFE_WEIGHTS, dtype_key: weights}
     attn = attn_implementation or _preferred_attention(where)
     at = f"@{hub_revision}" if hub_revision else ""
     log.info("loading %s%s on %s (%s, %s)", source, at, where, weights, attn)
@@ -202,6 +202,8 @@ def _load_error(
         installed: the installed transformers version.
     """
     text = f"{type(e).__name__}: {str(e)[:400]}"
+    if (pickled := pickle_weights_error(e, source)) is not None:
+        return pickled
     if isinstance(e, ModuleNotFoundError) and e.name and not e.name.startswith("transformers"):
         return ModelNotAvailableError(
             f"{source}'s remote code needs the package {e.name!r}: "

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pagesight._deps import require
+from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
 from pagesight.errors import ModelNotAvailableError
 from pagesight.models._colembed_common import model_source, resolve_device, torch_dtype
 from pagesight.models.registry import ModelSpec
@@ -89,12 +89,15 @@ class CrossEncoderBackend:
             kwargs["revision"] = revision
         if self.max_length is not None:
             kwargs["max_length"] = self.max_length
+        model_kwargs: dict[str, Any] = {**SAFE_WEIGHTS}
         if self.dtype is not None or device.startswith("cuda"):
-            kwargs["model_kwargs"] = {"dtype": torch_dtype(self.dtype, device)}
+            model_kwargs["dtype"] = torch_dtype(self.dtype, device)
         logger.info("loading CrossEncoder %s%s on %s", source, f"@{revision}" if revision else "", device)
         try:
-            model = st.CrossEncoder(source, **kwargs)
+            model = st.CrossEncoder(source, model_kwargs=model_kwargs, **kwargs)
         except Exception as e:
+            if (pickled := pickle_weights_error(e, source)) is not None:
+                raise pickled from e
             text = f"{type(e).__name__}: {str(e)[:400]}"
             if self.spec.path is not None:
                 raise ModelNotAvailableError(f"could not load the cross-encoder in {source}: {text}") from e

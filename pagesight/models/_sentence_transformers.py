@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pagesight._deps import require
+from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
 from pagesight.models._windows import Span, pack_windows, pool_windows, spans_from_tokens, spans_from_words
 from pagesight.models.registry import ModelSpec
@@ -135,13 +135,14 @@ class SentenceTransformerBackend:
         kwargs: dict[str, Any] = {"device": self.device, "trust_remote_code": self.trust_remote_code}
         if revision is not None:
             kwargs["revision"] = revision
+        model_kwargs: dict[str, Any] = {**SAFE_WEIGHTS}
         if self.trust_remote_code and self.spec.code_revision is not None:
-            kwargs["model_kwargs"] = {"code_revision": self.spec.code_revision}
+            model_kwargs["code_revision"] = self.spec.code_revision
             kwargs["config_kwargs"] = {"code_revision": self.spec.code_revision}
         is_local = Path(source).is_dir()
         logger.info("loading %s%s", source, f"@{revision}" if revision else "")
         try:
-            model = st.SentenceTransformer(source, **kwargs)
+            model = st.SentenceTransformer(source, model_kwargs=model_kwargs, **kwargs)
         except Exception as e:  # translate whatever transformers/hub raise into one actionable error
             text = str(e)
             if "trust_remote_code" in text and not self.trust_remote_code:
@@ -149,6 +150,8 @@ class SentenceTransformerBackend:
                     f"{self.spec.alias} runs code from its model repository; "
                     "pass trust_remote_code=True to allow it"
                 ) from e
+            if (pickled := pickle_weights_error(e, source)) is not None:
+                raise pickled from e
             if is_local:
                 raise ModelNotAvailableError(f"could not load the model in {source}: {e}") from e
             raise ModelNotAvailableError(

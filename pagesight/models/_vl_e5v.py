@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from pagesight._deps import require
+from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
 from pagesight.models._colembed_common import model_source, resolve_device, torch_dtype
 from pagesight.models._remote import _major_minor
@@ -150,7 +150,7 @@ class E5VBackend:
         source, revision = model_source(self.spec, self.revision)
         device = resolve_device(self.device)
         dtype_key = "dtype" if _major_minor(transformers.__version__) >= (5, 0) else "torch_dtype"
-        kwargs: dict[str, Any] = {dtype_key: torch_dtype(self.dtype, device)}
+        kwargs: dict[str, Any] = {**SAFE_WEIGHTS, dtype_key: torch_dtype(self.dtype, device)}
         if revision is not None:
             kwargs["revision"] = revision
         attn = self.attn_implementation or "sdpa"
@@ -168,6 +168,8 @@ class E5VBackend:
                 logger.info("%s refuses attn_implementation=%r (%s); using its default", source, attn, e)
                 model = cls.from_pretrained(source, **kwargs)
         except Exception as e:
+            if (pickled := pickle_weights_error(e, source)) is not None:
+                raise pickled from e
             text = f"{type(e).__name__}: {str(e)[:400]}"
             if Path(source).is_dir():
                 raise ModelNotAvailableError(

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from pagesight._deps import require
+from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
 from pagesight.models._colembed_common import model_source, resolve_device, torch_dtype
 from pagesight.models._remote import _major_minor, _raised_in_remote_code
@@ -172,7 +172,7 @@ class NVEmbedBackend:
         st = require("sentence_transformers", "st")
         device = resolve_device(self.device)
         dtype_key = "dtype" if _major_minor(transformers.__version__) >= (5, 0) else "torch_dtype"
-        model_kwargs: dict[str, Any] = {dtype_key: torch_dtype(self.dtype, device)}
+        model_kwargs: dict[str, Any] = {**SAFE_WEIGHTS, dtype_key: torch_dtype(self.dtype, device)}
         attn = self.attn_implementation or self._preferred_attention(device)
         kwargs: dict[str, Any] = {"device": device, "trust_remote_code": self.trust_remote_code}
         if revision is not None:
@@ -222,6 +222,8 @@ class NVEmbedBackend:
 
     def _load_error(self, e: Exception, source: str, revision: str | None, installed: str) -> Exception:
         text = f"{type(e).__name__}: {str(e)[:400]}"
+        if (pickled := pickle_weights_error(e, source)) is not None:
+            return pickled
         if isinstance(e, ModuleNotFoundError) and e.name and not e.name.startswith("transformers"):
             return ModelNotAvailableError(
                 f"{source}'s remote code needs the package {e.name!r}: "

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from pagesight._deps import require
+from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
 from pagesight.models._colembed_common import model_source, resolve_device, torch_dtype
 from pagesight.models._sentence_transformers import SentenceTransformerBackend, _hub_help
@@ -148,9 +148,11 @@ class STMultimodalBackend:
         logger.info("loading %s%s on %s", source, f"@{revision}" if revision else "", device)
         try:
             dtype = torch_dtype(self.dtype, device)
-            model = transformers.AutoModel.from_pretrained(source, dtype=dtype, **kwargs)
+            model = transformers.AutoModel.from_pretrained(source, dtype=dtype, **SAFE_WEIGHTS, **kwargs)
             processor = transformers.AutoImageProcessor.from_pretrained(source, backend="pil", **kwargs)
         except Exception as e:
+            if (pickled := pickle_weights_error(e, source)) is not None:
+                raise pickled from e
             if self.spec.path is not None:
                 raise ModelNotAvailableError(f"could not load the image model in {source}: {e}") from e
             raise ModelNotAvailableError(

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from pagesight._deps import require
+from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
 from pagesight.errors import (
     ConfigurationError,
     GenerationError,
@@ -352,7 +352,7 @@ class TransformersGenerator:
             else:
                 processor = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
                 auto = transformers.AutoModelForCausalLM
-            model_kwargs = {**kwargs, _dtype_key(transformers.__version__): weights}
+            model_kwargs = {**kwargs, **SAFE_WEIGHTS, _dtype_key(transformers.__version__): weights}
             try:
                 model = auto.from_pretrained(source, attn_implementation=attn, **model_kwargs)
             except (ValueError, ImportError) as e:
@@ -373,6 +373,8 @@ class TransformersGenerator:
     def _load_error(self, e: Exception, source: str, revision: str | None) -> Exception:
         """The error that says what to do about a failure to load ``source``."""
         text = f"{type(e).__name__}: {' '.join(str(e).split())[:400]}"
+        if self.gguf_file is None and (pickled := pickle_weights_error(e, source)) is not None:
+            return pickled
         if isinstance(e, ImportError) and "torchvision" in str(e).lower():
             return MissingDependencyError(
                 f"{source}'s processor needs torchvision; install the build that matches your torch: "
