@@ -3,8 +3,9 @@
 A fork server (``crash_worker.py``) loads MiniLM once; every run is a forked child that writes a
 real store (dense MiniLM into a PageStore, ``minilm-tokens`` into a MultiVectorStore, two records
 per Chroma call so a source takes several). Children are killed either at the n-th call of an
-internal function (journal writes, image placement and removal, Chroma upsert/delete, token rows,
-token index transactions) or after a seeded random delay. After each kill a fresh child reopens
+internal function (page rendering, embedding, journal writes, image placement and removal, Chroma
+upsert/delete, token rows, token index transactions, token-store compaction) or after a seeded
+random delay. After each kill a fresh child reopens
 the store and reports its content; then it re-runs the same operation and the result must equal an
 uninterrupted run's, record for record (ids, text, metadata, vectors, image bytes, tokens).
 """
@@ -72,6 +73,10 @@ _POINTS: dict[tuple[str, str], list[tuple[str, int, str]]] = {
         (f"{_JOURNAL}:record", 1, "after"),
         (f"{_CHROMA}.delete", 1, "after"),
         (f"{_STORE}:remove_image", 2, "before"),
+    ],
+    ("compact", "multi"): [  # the second delete leaves most token rows dead: the store compacts
+        (f"{_TOKENS}._write_rows", 1, "after"),  # live rows being copied to new segments
+        (f"{_TOKENS}._unlink_segment", 1, "before"),  # index swapped, old segment files not yet gone
     ],
     ("delete", "multi"): [
         (f"{_CHROMA}.delete", 1, "after"),
@@ -210,6 +215,7 @@ def test_sigkill_at_many_points_loses_and_corrupts_nothing(worker: Worker, tmp_p
         "fresh": (None, [["ingest", docs]]),
         "update": ("base", [["ingest", docs]]),
         "delete": ("base", [["delete", a_path]]),
+        "compact": ("base", [["delete", a_path], ["delete", docs[1]]]),
     }
     kills, runs_finished, random_kills = 0, 0, 0
     for (op, kind), points in _POINTS.items():
