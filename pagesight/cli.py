@@ -132,14 +132,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         loader_opts["renderer"] = args.renderer
     if args.password:
         loader_opts["password"] = args.password
-    for name in ("max_pages", "max_pixels", "max_chars_per_page", "max_bytes"):
-        value = getattr(args, name)
-        if value is not None:
-            if value < 1:
-                raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-            loader_opts[name] = value
-    if args.allow_private_urls:
-        loader_opts["allow_private"] = True
+    loader_opts.update(loader_limits(args))
     report = ingest(
         args.sources,
         store,
@@ -293,6 +286,46 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_limit_args(p: argparse.ArgumentParser) -> None:
+    """The loader limits and ``--allow-private-urls`` (``pagesight index`` and ``pagesight serve``)."""
+    limits = p.add_argument_group("limits (see README: Safety and limits)")
+    limits.add_argument(
+        "--max-pages", type=int, default=None, help="refuse PDFs with more pages (default: 10000)"
+    )
+    limits.add_argument(
+        "--max-pixels", type=int, default=None, help="pixels per image or page image (default: 89478485)"
+    )
+    limits.add_argument(
+        "--max-chars-per-page", type=int, default=None, help="cut page text beyond this (default: 200000)"
+    )
+    limits.add_argument(
+        "--max-bytes", type=int, default=None, help="largest URL download in bytes (default: 64 MiB)"
+    )
+    limits.add_argument(
+        "--allow-private-urls",
+        action="store_true",
+        help="also fetch private, loopback and link-local addresses (trusted networks only)",
+    )
+
+
+def loader_limits(args: argparse.Namespace) -> dict[str, Any]:
+    """The loader options the limit flags of :func:`add_limit_args` ask for (unset flags left out).
+
+    Raises:
+        ConfigurationError: a limit below 1.
+    """
+    options: dict[str, Any] = {}
+    for name in ("max_pages", "max_pixels", "max_chars_per_page", "max_bytes"):
+        value = getattr(args, name)
+        if value is not None:
+            if value < 1:
+                raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+            options[name] = value
+    if args.allow_private_urls:
+        options["allow_private"] = True
+    return options
+
+
 def _trust_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trust-remote-code",
@@ -383,24 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--renderer", choices=["pymupdf", "pdfium"], default=None, help="PDF renderer")
     p.add_argument("--password", default=None, help="password for encrypted PDFs")
     p.add_argument("--no-images", action="store_true", help="do not render page images")
-    limits = p.add_argument_group("limits (see README: Safety and limits)")
-    limits.add_argument(
-        "--max-pages", type=int, default=None, help="refuse PDFs with more pages (default: 10000)"
-    )
-    limits.add_argument(
-        "--max-pixels", type=int, default=None, help="pixels per image or page image (default: 89478485)"
-    )
-    limits.add_argument(
-        "--max-chars-per-page", type=int, default=None, help="cut page text beyond this (default: 200000)"
-    )
-    limits.add_argument(
-        "--max-bytes", type=int, default=None, help="largest URL download in bytes (default: 64 MiB)"
-    )
-    limits.add_argument(
-        "--allow-private-urls",
-        action="store_true",
-        help="also fetch private, loopback and link-local addresses (trusted networks only)",
-    )
+    add_limit_args(p)
     p.add_argument("--force", action="store_true", help="re-index sources that did not change")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_index)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING, Any
 from pagesight._deps import require
 from pagesight.errors import ConfigurationError, PagesightError
 from pagesight.pipelines.answer import source_name
-from pagesight.ui.state import App, AskStep, EmptyStoreError, IndexStep, caption, file_url, log_line
+from pagesight.ui.state import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    App,
+    AskStep,
+    EmptyStoreError,
+    IndexStep,
+    caption,
+    file_url,
+    log_line,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -234,6 +243,8 @@ def build_app(
     reranker: str | None = None,
     k: int = 5,
     trust_remote_code: bool = False,
+    loader_options: Mapping[str, Any] | None = None,
+    max_upload_bytes: int | None = DEFAULT_MAX_UPLOAD_BYTES,
 ) -> Any:
     """Build the web app for the store at ``store`` (a ``gradio.Blocks``; launch it with :func:`launch`).
 
@@ -247,6 +258,9 @@ def build_app(
         reranker: reranker name or ``"none"``.
         k: pages retrieved per question.
         trust_remote_code: allow models' own code (NVIDIA models).
+        loader_options: limits and options for indexed files and URLs (``max_pages``,
+            ``max_bytes``, ``allow_private``, ...; see :class:`~pagesight.ui.state.App`).
+        max_upload_bytes: largest file the browser may upload (256 MiB); ``None`` for no limit.
 
     Raises:
         MissingDependencyError: gradio is not installed (``pip install "pagesight[ui]"``).
@@ -265,6 +279,8 @@ def build_app(
         reranker=reranker,
         k=k,
         trust_remote_code=trust_remote_code,
+        loader_options=loader_options,
+        max_upload_bytes=max_upload_bytes,
     )
     late = app.late_interaction
 
@@ -403,6 +419,7 @@ def launch(
             prevent_thread_lock=True,
             quiet=quiet,
             allowed_paths=allowed,
+            max_file_size=app.max_upload_bytes if app is not None else None,
             footer_links=["gradio", "settings"],
             ssr_mode=False,
             mcp_server=False,

@@ -45,12 +45,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except MissingDependencyError as e:
         print(f"pagesight: the web app needs gradio: {e}", file=sys.stderr)
         return 2
+    from pagesight.cli import loader_limits
     from pagesight.ui.app import build_app, launch
 
     if args.port < 0 or args.port > 65535:
         raise ConfigurationError(f"--port must be 0 (any free port) to 65535, got {args.port}")
     if args.k < 1:
         raise ConfigurationError(f"-k must be at least 1, got {args.k}")
+    if args.max_upload_mb < 0:
+        raise ConfigurationError(f"--max-upload-mb must be 0 (no limit) or more, got {args.max_upload_mb}")
     _check_generator(args.generator)
     warning = no_auth_warning(args.host)
     if warning:
@@ -63,6 +66,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         reranker=args.reranker,
         k=args.k,
         trust_remote_code=args.trust_remote_code,
+        loader_options=loader_limits(args),
+        max_upload_bytes=args.max_upload_mb * 2**20 if args.max_upload_mb else None,
     )
     url = launch(demo, args.host, args.port, block=False, quiet=True)
     app = demo.pagesight_app
@@ -74,8 +79,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``serve`` command to the ``pagesight`` parser's subparsers."""
-    from pagesight.cli import _store_arg
+    from pagesight.cli import _store_arg, add_limit_args
     from pagesight.pipelines.generators import GENERATOR_HELP
+    from pagesight.ui.state import DEFAULT_MAX_UPLOAD_BYTES
 
     p: argparse.ArgumentParser = subparsers.add_parser(
         "serve", help="web app: add documents, ask questions, see the cited pages"
@@ -109,5 +115,12 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="allow the model's own code from its repository (the NVIDIA and Nomic models need it)",
     )
+    p.add_argument(
+        "--max-upload-mb",
+        type=int,
+        default=DEFAULT_MAX_UPLOAD_BYTES // 2**20,
+        help="largest file the browser may upload, in MiB (default: 256; 0: no limit)",
+    )
+    add_limit_args(p)
     p.set_defaults(func=cmd_serve)
     return p

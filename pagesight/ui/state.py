@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "App",
     "AskStep",
+    "DEFAULT_MAX_UPLOAD_BYTES",
     "IndexStep",
     "EmptyStoreError",
     "caption",
@@ -51,6 +52,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_UPLOAD_BYTES = 256 * 2**20
+"""Largest file the web app accepts from the browser (``pagesight serve --max-upload-mb``)."""
 
 EMPTY_STORE_MESSAGE = "The store is empty: add documents first (upload files or URLs, then Index)."
 
@@ -214,6 +218,12 @@ class App:
         trust_remote_code: allow models' own code (the NVIDIA models need it).
         mode: retrieval mode: ``hybrid``, ``dense`` or ``bm25``.
         dpi: page image resolution for indexed PDFs.
+        loader_options: more options for the loaders of indexed files and URLs (``max_pages``,
+            ``max_pixels``, ``max_chars_per_page``, ``max_bytes``, ``allow_private``, ...; see
+            :func:`pagesight.documents.load_source`). URLs to private addresses are refused unless
+            ``allow_private`` is true (or ``PAGESIGHT_ALLOW_PRIVATE_URLS=1``).
+        max_upload_bytes: largest file the browser may upload (:data:`DEFAULT_MAX_UPLOAD_BYTES`);
+            ``None`` for no limit.
 
     Example:
         >>> app = App("index/", generator="extractive")  # doctest: +SKIP
@@ -233,6 +243,8 @@ class App:
         trust_remote_code: bool = False,
         mode: str = "hybrid",
         dpi: int = 96,
+        loader_options: Mapping[str, Any] | None = None,
+        max_upload_bytes: int | None = DEFAULT_MAX_UPLOAD_BYTES,
     ) -> None:
         if k < 1:
             raise ConfigurationError(f"`k` must be at least 1, got {k}")
@@ -247,6 +259,10 @@ class App:
         self.trust_remote_code = trust_remote_code
         self.mode = mode
         self.dpi = dpi
+        if max_upload_bytes is not None and max_upload_bytes < 1:
+            raise ConfigurationError(f"`max_upload_bytes` must be at least 1 or None, got {max_upload_bytes}")
+        self.loader_options: dict[str, Any] = dict(loader_options or {})
+        self.max_upload_bytes = max_upload_bytes
         self._lock = threading.RLock()
         self._index_lock = threading.Lock()
         self._store: PageStore | MultiVectorStore | None = None
@@ -462,7 +478,7 @@ class App:
                 force=force,
                 show_progress=False,
                 on_result=results.append,
-                dpi=self.dpi,
+                **{"dpi": self.dpi, **self.loader_options},
             )
         finally:
             ok = bool(results) and results[0].status != "failed"

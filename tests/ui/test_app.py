@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pagesight.errors import ConfigurationError
 from pagesight.ui.app import on_ask, on_index, on_select, sources_rows
 from pagesight.ui.command import add_serve_parser, cmd_serve, no_auth_warning
 from pagesight.ui.state import App
@@ -317,3 +318,56 @@ def test_the_log_shows_the_sources_own_warnings_not_other_threads(tmp_path):
     assert "    warning: scan.pdf page 2 has no text layer; indexed as image only" in log.splitlines()
     assert "deprecated" not in log and "Expected 4 arguments" not in log
     assert str(tmp_path / "store" / "uploads") not in log
+
+
+def test_the_app_applies_loader_limits_and_refuses_private_urls_by_default(tmp_path, uploads, monkeypatch):
+    monkeypatch.delenv("PAGESIGHT_ALLOW_PRIVATE_URLS", raising=False)  # the default a real server has
+    strict = App(tmp_path / "store", loader_options={"max_pages": 1})
+    log = run_index(strict, [uploads["lighthouse"]])  # two pages
+    assert "failed     lighthouse.pdf: " in log and "max_pages=1" in log, log
+    assert strict.sources() == []
+    pdf = write_pdf(tmp_path / "memo.pdf", ["The Korrin bridge reopens on 12 March."])
+    with LoopbackHTTPServer({"/memo.pdf": Route(pdf.read_bytes(), content_type="application/pdf")}) as server:
+        url = server.url("/memo.pdf")
+        log = run_index(App(tmp_path / "store"), [], url)
+        assert f"failed     {url}: " in log and "--allow-private-urls" in log, log
+        assert server.requests == []  # refused before connecting
+        trusting = App(tmp_path / "store", loader_options={"allow_private": True})
+        assert f"indexed    {url} (1 page)" in run_index(trusting, [], url)
+    assert [(s.source, s.pages) for s in trusting.sources()] == [(url, 1)]
+
+
+@pytest.mark.enable_socket
+def test_uploads_over_the_size_limit_are_refused_by_the_server(tmp_path):
+    import httpx
+
+    from pagesight.ui.app import build_app, launch
+
+    demo = build_app(tmp_path / "store", max_upload_bytes=1000)
+    url = launch(demo, "127.0.0.1", 0, block=False, quiet=True)
+    try:
+        upload = url.rstrip("/") + "/gradio_api/upload"
+        small = httpx.post(upload, files={"files": ("a.pdf", b"%PDF-" + b"x" * 500)}, timeout=30)
+        assert small.status_code == 200, small.text
+        big = httpx.post(upload, files={"files": ("b.pdf", b"%PDF-" + b"x" * 5000)}, timeout=30)
+        assert big.status_code == 413 and "maximum allowed size" in big.text
+    finally:
+        demo.close()
+    with pytest.raises(ConfigurationError, match="max_upload_bytes"):
+        App(tmp_path / "store", max_upload_bytes=0)
+
+
+def test_serve_passes_the_limit_flags_on(monkeypatch):
+    from pagesight.cli import loader_limits
+
+    parser = argparse.ArgumentParser(prog="pagesight")
+    add_serve_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve"])
+    assert args.max_upload_mb == 256 and loader_limits(args) == {}
+    args = parser.parse_args(
+        ["serve", "--max-upload-mb", "5", "--max-pages", "3", "--max-bytes", "1000", "--allow-private-urls"]
+    )
+    assert args.max_upload_mb == 5
+    assert loader_limits(args) == {"max_pages": 3, "max_bytes": 1000, "allow_private": True}
+    with pytest.raises(ConfigurationError, match="--max-pixels must be at least 1"):
+        loader_limits(parser.parse_args(["serve", "--max-pixels", "0"]))
