@@ -43,13 +43,16 @@ def require(module: str, extra: str) -> ModuleType:
         ) from e
 
 
-def _pickle_only_folder(source: str) -> bool:
+def _pickle_only_folder(source: str, *, modules_only: bool = False) -> bool:
     """Whether the local folder ``source``, or one of its subfolders (a sentence-transformers
-    module), holds ``pytorch_model*.bin`` weights and no safetensors next to them."""
+    module), holds ``pytorch_model*.bin`` weights and no safetensors next to them.
+
+    ``modules_only``: look at the subfolders only.
+    """
     root = Path(source)
     try:
-        folders = [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
-        for folder in folders:
+        subfolders = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+        for folder in subfolders if modules_only else [root, *subfolders]:
             names = [f.name for f in folder.iterdir()]
             pickles = any(n.startswith("pytorch_model") and n.endswith(_PICKLE_SUFFIXES) for n in names)
             if pickles and not any(n.endswith(_SAFE_SUFFIXES) for n in names):
@@ -57,6 +60,20 @@ def _pickle_only_folder(source: str) -> bool:
     except OSError:  # unreadable: leave the error to the caller's own message
         return False
     return False
+
+
+def refuse_pickle_modules(source: str) -> None:
+    """Refuse a local sentence-transformers folder whose modules (``2_Dense/``, ...) hold only pickle
+    weights, before loading it: sentence-transformers would read those with ``torch.load``.
+
+    The transformer itself is covered by :data:`SAFE_WEIGHTS`; a Hub model's modules cannot be
+    checked before they are downloaded.
+
+    Raises:
+        ModelNotAvailableError: such a module was found (the message says how to convert it).
+    """
+    if _pickle_only_folder(source, modules_only=True):
+        raise _pickle_error(source, pickle_only=True)
 
 
 def pickle_weights_error(error: BaseException, source: str) -> ModelNotAvailableError | None:
@@ -71,6 +88,10 @@ def pickle_weights_error(error: BaseException, source: str) -> ModelNotAvailable
     pickle_only = _pickle_only_folder(source)
     if not (pickle_only or (isinstance(error, OSError) and any(m in text for m in _NO_SAFETENSORS))):
         return None
+    return _pickle_error(source, pickle_only=pickle_only)
+
+
+def _pickle_error(source: str, *, pickle_only: bool) -> ModelNotAvailableError:
     what = (
         "ships only pickle weights (pytorch_model.bin)"
         if pickle_only

@@ -435,6 +435,27 @@ def test_the_pickle_only_copy_is_a_loadable_model_without_the_policy(tmp_path: P
     assert SentenceTransformer(str(pickled), device="cpu").encode(["weights"]).shape == (1, 16)
 
 
+def test_a_module_with_only_pickle_weights_is_refused_before_loading(tmp_path: Path) -> None:
+    """A ``2_Dense/`` module saved as ``pytorch_model.bin``: sentence-transformers would ``torch.load`` it."""
+    import torch
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense
+
+    base = SentenceTransformer(str(_st_model(tmp_path)), device="cpu")
+    folder = tmp_path / "with-dense"
+    SentenceTransformer(modules=[*base, Dense(16, 8)], device="cpu").save(str(folder))
+    assert _load_st(folder) is not None  # all safetensors: loads
+    folder = shutil.copytree(folder, tmp_path / "with-pickled-dense")  # a new path: no cached model
+    dense = next(p for p in folder.iterdir() if p.is_dir() and p.name.endswith("_Dense"))
+    torch.save(load_file(dense / "model.safetensors"), dense / "pytorch_model.bin")
+    (dense / "model.safetensors").unlink()
+    assert SentenceTransformer(str(folder), device="cpu").encode(["x"]).shape == (1, 8)  # the library would
+    with pytest.raises(ModelNotAvailableError, match=r"ships only pickle weights") as info:
+        _load_st(folder)
+    assert str(info.value).startswith(str(folder)) and info.value.__cause__ is None  # refused up front
+
+
 # ----------------------------------------------------------------------------- paths stay in the store
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
+from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, refuse_pickle_modules, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
 from pagesight.models._colembed_common import model_source, normalize_rows, resolve_device, torch_dtype
 from pagesight.models._windows import pack_windows, spans_from_tokens, spans_from_words
@@ -248,6 +248,7 @@ class MultiVectorBackend:
         model_kwargs: dict[str, Any] = {**SAFE_WEIGHTS}
         if self.dtype is not None or device.startswith("cuda"):
             model_kwargs["dtype"] = torch_dtype(self.dtype, device)
+        refuse_pickle_modules(source)
         try:
             model = st.MultiVectorEncoder(source, model_kwargs=model_kwargs, **kwargs)
         except Exception as e:

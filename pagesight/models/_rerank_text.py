@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
+from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, refuse_pickle_modules, require
 from pagesight.errors import ModelNotAvailableError
 from pagesight.models._colembed_common import model_source, resolve_device, torch_dtype
 from pagesight.models.registry import ModelSpec
@@ -93,6 +93,7 @@ class CrossEncoderBackend:
         if self.dtype is not None or device.startswith("cuda"):
             model_kwargs["dtype"] = torch_dtype(self.dtype, device)
         logger.info("loading CrossEncoder %s%s on %s", source, f"@{revision}" if revision else "", device)
+        refuse_pickle_modules(source)
         try:
             model = st.CrossEncoder(source, model_kwargs=model_kwargs, **kwargs)
         except Exception as e:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
+from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, refuse_pickle_modules, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
 from pagesight.models._windows import Span, pack_windows, pool_windows, spans_from_tokens, spans_from_words
 from pagesight.models.registry import ModelSpec
@@ -141,6 +141,7 @@ class SentenceTransformerBackend:
             kwargs["config_kwargs"] = {"code_revision": self.spec.code_revision}
         is_local = Path(source).is_dir()
         logger.info("loading %s%s", source, f"@{revision}" if revision else "")
+        refuse_pickle_modules(source)
         try:
             model = st.SentenceTransformer(source, model_kwargs=model_kwargs, **kwargs)
         except Exception as e:  # translate whatever transformers/hub raise into one actionable error

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
+from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, refuse_pickle_modules, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
 from pagesight.models._colembed_common import model_source, resolve_device, torch_dtype
 from pagesight.models._remote import _major_minor, _raised_in_remote_code
@@ -178,6 +178,7 @@ class NVEmbedBackend:
         if revision is not None:
             kwargs["revision"] = revision
         logger.info("loading %s%s on %s (%s)", source, f"@{revision}" if revision else "", device, attn)
+        refuse_pickle_modules(source)
         try:
             try:
                 model = st.SentenceTransformer(
