@@ -106,6 +106,7 @@ class SourceInfo:
 # Chroma's HNSW defaults search with ef = max(10, k): measured on 20,000 page vectors (bench/.cache of
 # bench/two_stage.py), the top 100 it returned held 94.2% of the exact top 100; with ef_search=200
 # it held 99.0% at the same latency (0.8 ms per query). Candidate search needs that recall.
+_SOURCE_PAGES = "source_pages"  # record metadata: pages the source was written with
 _HNSW = {"space": "cosine", "ef_search": 200, "ef_construction": 200}
 
 
@@ -276,7 +277,7 @@ class PageStore:
             )
             try:
                 rels = self._place_images(pages, placed)
-                metadatas = [_page_metadata(p, rel) for p, rel in zip(pages, rels, strict=True)]
+                metadatas = [_page_metadata(p, rel, len(pages)) for p, rel in zip(pages, rels, strict=True)]
                 step = self._batch_size()
                 for start in range(0, len(pages), step):
                     end = min(start + step, len(pages))
@@ -397,17 +398,35 @@ class PageStore:
         return infos
 
     def source_hash(self, source: str) -> str | None:
-        """Return the content hash stored for ``source``, or ``None`` if it is not indexed.
+        """Return the content hash stored for ``source``; ``None`` if it is not indexed completely.
 
-        Ingest compares it with the file's current hash to skip unchanged sources.
+        Ingest compares it with the file's current hash to skip unchanged sources. A source whose
+        write a crash cut short counts as not indexed: fewer pages than it was written with, or
+        an old version beside the new one (possible on a server store, which has no journal).
         """
-        with self._lock:
-            col = self._open()
-        with self._chroma(f"reading {source}"):
-            res = col.get(where={"source": source}, limit=1, include=["metadatas"])
-        if not res["ids"]:
+        hashes: Counter[str] = Counter()
+        expected: dict[str, int] = {}
+        for _, _, meta in self._scan(source, include=["metadatas"]):
+            digest = str(meta.get("content_hash", ""))
+            hashes[digest] += 1
+            if isinstance(meta.get(_SOURCE_PAGES), int):
+                expected[digest] = int(meta[_SOURCE_PAGES])
+        if len(hashes) != 1:
+            if len(hashes) > 1:
+                logger.warning(
+                    "%s: two versions are stored (an interrupted update); it will be re-indexed", source
+                )
             return None
-        return str(res["metadatas"][0]["content_hash"])
+        ((digest, count),) = hashes.items()
+        if digest in expected and count != expected[digest]:
+            logger.warning(
+                "%s: %d of its %d pages are stored (an interrupted write); it will be re-indexed",
+                source,
+                count,
+                expected[digest],
+            )
+            return None
+        return digest
 
     def source_with_hash(self, content_hash: str) -> str | None:
         """Return a source whose stored pages have ``content_hash`` (the same bytes), or ``None``.
@@ -932,7 +951,7 @@ def _decode_embedder(meta: dict[str, Any] | None) -> EmbedderInfo | None:
     )
 
 
-def _page_metadata(page: Page, image_rel: str) -> dict[str, str | int]:
+def _page_metadata(page: Page, image_rel: str, source_pages: int) -> dict[str, str | int]:
     return {
         "source": page.source,
         "page": int(page.page),
@@ -940,6 +959,9 @@ def _page_metadata(page: Page, image_rel: str) -> dict[str, str | int]:
         "width": int(page.width),
         "height": int(page.height),
         "content_hash": page.content_hash,
+        # How many pages the source was written with: a write a crash cut short (a server store has
+        # no journal) is then seen as incomplete, and ingest writes the source again.
+        _SOURCE_PAGES: int(source_pages),
     }
 
 

@@ -10,6 +10,7 @@ and ``{"exit": <status>}`` when the child is gone (negative: killed by that sign
 A command::
 
     {"kind": "dense" | "multi", "store": "<folder>", "out": "<file>",
+     "url": "<Chroma server URL>" | null, "collection": "<name>" (with url: a server store),
      "steps": [["snapshot"], ["ingest", [paths]], ["delete", source]],
      "kill": {"target": "module:Attr.attr", "n": 2, "when": "before" | "after"} | null}
 
@@ -115,7 +116,11 @@ def _run(cmd: dict[str, Any], encoders: dict[str, Any]) -> dict[str, Any]:
         _install_kill(cmd["kill"])
     root = Path(cmd["store"])
     kind = cmd["kind"]
-    store = MultiVectorStore(root) if kind == "multi" else PageStore(root)
+    if cmd.get("url"):  # a server store: page images under the folder, records on the server
+        root.mkdir(parents=True, exist_ok=True)
+        store: Any = PageStore(url=cmd["url"], image_dir=root / "images", collection=cmd["collection"])
+    else:
+        store = MultiVectorStore(root) if kind == "multi" else PageStore(root)
     answers: list[Any] = []
     for step in cmd["steps"]:
         if step[0] == "snapshot":

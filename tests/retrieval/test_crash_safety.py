@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -127,11 +128,17 @@ class Worker:
         *,
         kill: dict[str, Any] | None = None,
         kill_after_s: float | None = None,
+        server: tuple[str, str] | None = None,
     ) -> tuple[int, dict[str, Any] | None, float]:
-        """Run steps in a child; return (exit code, its answer or None if killed, seconds)."""
+        """Run steps in a child; return (exit code, its answer or None if killed, seconds).
+
+        ``server``: (URL, collection) of a Chroma server store; ``store`` then holds its images.
+        """
         self._n += 1
         out = self._tmp / f"answer-{self._n}.json"
         cmd = {"kind": kind, "store": str(store), "out": str(out), "steps": steps, "kill": kill}
+        if server is not None:
+            cmd["url"], cmd["collection"] = server
         assert self._proc.stdin is not None
         start = time.monotonic()
         self._proc.stdin.write(json.dumps(cmd) + "\n")
@@ -260,6 +267,49 @@ def test_sigkill_at_many_points_loses_and_corrupts_nothing(worker: Worker, tmp_p
         f"{runs_finished} runs finished first"
     )
     assert kills >= 20
+
+
+@pytest.mark.enable_socket
+def test_a_server_store_killed_mid_write_is_completed_by_running_the_ingest_again(
+    worker: Worker, tmp_path: Path, chroma_server: str
+) -> None:
+    # A server store has no journal (the server is shared): a kill can leave part of a source, or
+    # an old version beside the new one. Every record still has its image (images go first), and
+    # ingest must see the source as not indexed and write it again, never report it "unchanged".
+    docs, _ = _make_docs(tmp_path / "docs")
+    run_id = uuid.uuid4().hex[:8]
+
+    def run(name: str, steps: list[list[Any]], kill: tuple[str, int, str] | None = None) -> Any:
+        hook = None if kill is None else {"target": kill[0], "n": kill[1], "when": kill[2]}
+        code, answer, _ = worker.run(
+            "dense", tmp_path / name, steps, kill=hook, server=(chroma_server, f"crash-{name}-{run_id}")
+        )
+        assert code == (-signal.SIGKILL if kill else 0), f"{name}: exit {code}"
+        return answer
+
+    reference = run("reference", [["ingest", docs], ["snapshot"]])["answers"][-1]
+    run("updated-reference", [["ingest", docs]])
+    run("update", [["ingest", docs]])
+    # a.pdf's first batch of two pages is on the server, its third page is not
+    run("fresh", [["ingest", docs]], kill=(f"{_CHROMA}.upsert", 1, "after"))
+    answers = run("fresh", [["snapshot"], ["ingest", docs], ["snapshot"]])["answers"]
+    after_kill, statuses, final = answers
+    assert len(after_kill["records"]) == 2 and after_kill["missing_images"] == []
+    assert statuses == {docs[0]: "indexed", docs[1]: "indexed", docs[2]: "indexed"}
+    assert final["records"] == reference["records"]
+    assert final["missing_images"] == [] and final["orphan_images"] == []
+
+    # An update killed after the new version is written, before the old one is deleted.
+    write_pdf(Path(docs[0]), ["Tomatoes need full sun and stakes.", "Compost needs turning.", None, "Mulch."])
+    updated = run("updated-reference", [["ingest", docs], ["snapshot"]])["answers"][-1]
+    run("update", [["ingest", docs]], kill=(f"{_CHROMA}.delete", 1, "before"))
+    answers = run("update", [["snapshot"], ["ingest", docs], ["snapshot"]])["answers"]
+    after_kill, statuses, final = answers
+    versions = {rec["hash"] for rec in after_kill["records"].values() if rec["source"] == docs[0]}
+    assert len(versions) == 2 and after_kill["missing_images"] == []  # both versions of a.pdf
+    assert statuses[docs[0]] == "indexed" and statuses[docs[1]] == "unchanged"
+    assert final["records"] == updated["records"]
+    assert final["missing_images"] == [] and final["orphan_images"] == []
 
 
 def test_reopening_removes_staging_folders_of_dead_ingests_only(tmp_path: Path) -> None:
