@@ -200,6 +200,13 @@ def _complete_page(hit: Hit) -> str | None:
     return None
 
 
+def _assert_each_found(store: Any, encoder: Any, pdfs: list[Path]) -> None:
+    """Nothing lost from the indexes either: each document is found first by its own question."""
+    searcher = PageSearcher(store, encoder, mode="hybrid")
+    for pdf, query in zip(pdfs, _QUERIES, strict=False):
+        assert searcher.search(query, k=2)[0].source == str(pdf), query
+
+
 def _assert_served(result: dict[str, Any]) -> None:
     """No search failed or saw an incomplete page, and the searches overlapped the writes."""
     assert result["problems"] == [], "\n".join(result["problems"][:5])
@@ -215,10 +222,7 @@ def test_searches_while_ingesting_embedded_page_store(tmp_path: Path, encoder: A
         result = _run_concurrently(store, encoder, pdfs, _complete_page)
         _assert_served(result)
         _assert_exact_pages(store, pdfs)
-        # nothing lost from the indexes either: each document is found by its own question
-        searcher = PageSearcher(store, encoder, mode="hybrid")
-        for pdf, query in zip(pdfs, _QUERIES, strict=True):
-            assert searcher.search(query, k=2)[0].source == str(pdf), query
+        _assert_each_found(store, encoder, pdfs)
     finally:
         store.close()
     print(f"page store: {_served(result)}")
@@ -242,9 +246,7 @@ def test_searches_while_ingesting_multivector_store(tmp_path: Path, token_encode
         pages = _assert_exact_pages(store, pdfs)
         tokens = store.get_tokens([h.id for h in pages])
         assert all(t.ndim == 2 and t.shape[0] > 0 for t in tokens)
-        searcher = PageSearcher(store, token_encoder, mode="hybrid")
-        for pdf, query in zip(pdfs, _QUERIES, strict=False):
-            assert searcher.search(query, k=2)[0].source == str(pdf), query
+        _assert_each_found(store, token_encoder, pdfs)
     finally:
         store.close()
     print(f"multi-vector store: {_served(result)}")
@@ -309,9 +311,7 @@ def test_two_processes_ingest_and_search_one_server(
     store = PageStore(url=url, image_dir=image_dir, collection=collection)
     try:
         _assert_exact_pages(store, [*pdfs["a"], *pdfs["b"]])
-        searcher = PageSearcher(store, encoder, mode="hybrid")
-        for pdf, query in zip(pdfs["a"] + pdfs["b"], _QUERIES, strict=True):
-            assert searcher.search(query, k=2)[0].source == str(pdf), query
+        _assert_each_found(store, encoder, [*pdfs["a"], *pdfs["b"]])
     finally:
         store.close()
     print(
