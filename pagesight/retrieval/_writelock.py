@@ -131,6 +131,10 @@ class WriteLock:
                 return False
             time.sleep(_POLL_S)
 
+    def holder_pid(self) -> int | None:
+        """The pid the holder wrote into the lock file (``None`` if unreadable)."""
+        return self._holder_pid()
+
     def _holder_pid(self) -> int | None:
         try:
             text = self.path.read_text(encoding="ascii").strip()

@@ -357,7 +357,11 @@ class PageStore:
             result["distances"][0],
             strict=True,
         )
-        hits = [self._hit(id_, doc, meta, 1.0 - float(dist)) for id_, doc, meta, dist in rows]
+        # A record another process deleted while this one searched can come back from a vector index
+        # loaded before the delete, without its metadata: it is no longer a page, so it is left out.
+        hits = [
+            self._hit(id_, doc, meta, 1.0 - float(dist)) for id_, doc, meta, dist in rows if meta is not None
+        ]
         hits.sort(key=lambda h: -h.score)
         return hits
 
@@ -864,7 +868,30 @@ class PageStore:
         except Exception as e:
             if not _is_backend_error(e):
                 raise
+            writer = self._other_writer()
+            if writer is not None:
+                # Chroma's embedded mode keeps each process's vector index in memory and flushes it
+                # now and then: another process reading mid-write can find it incomplete on disk.
+                raise StoreError(
+                    f"store {self.location}: {action} failed while another process (pid {writer}) is "
+                    "writing the store; an embedded store's index is not shared between processes. Try "
+                    "again when it is done, or use a Chroma server (`chroma run`, then --store "
+                    f"http://HOST:PORT) to read while writing ({type(e).__name__}: {e})"
+                ) from e
             raise StoreError(f"store {self.location}: {action} failed: {type(e).__name__}: {e}") from e
+
+    def _other_writer(self) -> int | str | None:
+        """The pid (or ``"unknown"``) of another process holding the write lock; ``None`` if none does."""
+        lock = self._write_lock
+        if lock is None or self._writing:
+            return None
+        try:
+            if lock.try_acquire():
+                lock.release()
+                return None
+        except OSError:
+            return None
+        return lock.holder_pid() or "unknown"
 
 
 # -- module helpers --------------------------------------------------------------------------------

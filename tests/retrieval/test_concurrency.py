@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from pagesight.documents.page import Page
-from pagesight.errors import StoreMismatchError
+from pagesight.errors import StoreError, StoreMismatchError
 from pagesight.models.base import EmbedderInfo
 from pagesight.pipelines.ingest import ingest
 from pagesight.retrieval.multivector import MultiVectorStore
@@ -356,3 +356,80 @@ def test_handle_opened_while_empty_checks_the_embedder_another_handle_recorded(
     finally:
         first.close()
         second.close()
+
+
+# Writes 5-page sources into an embedded store (and deletes some) while the test reads it.
+_BULK_WRITER = """
+import hashlib, sys
+import numpy as np
+from pagesight.documents.page import Page
+from pagesight.models.base import EmbedderInfo
+from pagesight.retrieval.store import PageStore
+
+path, n = sys.argv[1], int(sys.argv[2])
+info = EmbedderInfo("bulk", None, 32, "dense-text")
+rng = np.random.default_rng(0)
+with PageStore(path) as store:
+    for i in range(n):
+        h = hashlib.sha256(f"doc{i}".encode()).hexdigest()
+        pages = [Page(f"doc{i}.pdf", j, f"page {j} of doc {i}", None, 0, 0, h) for j in range(1, 6)]
+        store.add_source(pages, rng.normal(size=(5, 32)), embedder=info)
+        if i % 20 == 19:
+            store.delete_source(f"doc{i - 10}.pdf")
+"""
+
+
+def test_a_reader_process_searches_an_embedded_store_while_another_process_writes(tmp_path: Path) -> None:
+    # Readers take no lock: a search from another process during the writes must neither fail nor
+    # disturb them (the store's repair on open is left to the writer, which holds the lock).
+    path, n = tmp_path / "store", 120
+    info = EmbedderInfo("bulk", None, 32, "dense-text")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _BULK_WRITER, str(path), str(n)],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    rng = np.random.default_rng(1)
+    searches, refused, counts, problems = 0, 0, set(), []
+    try:
+        while writer.poll() is None or searches == 0:
+            store = PageStore(path)
+            try:
+                for _ in range(10):
+                    hits = store.search(rng.normal(size=32).astype(np.float32), k=5, embedder=info)
+                    searches += 1
+                    counts.add(store.count())
+                    incomplete = [h for h in hits if not (h.source and h.text.startswith("page "))]
+                    problems += [f"{h.id}: {h.source!r} p{h.page} {h.text!r}" for h in incomplete]
+            except StoreError as e:
+                # Chroma's embedded index can be caught mid-flush: a clear error naming the writer
+                if f"while another process (pid {writer.pid}) is writing the store" in str(e):
+                    refused += 1
+                else:
+                    problems.append(traceback.format_exc())
+            except Exception:
+                problems.append(traceback.format_exc())
+            finally:
+                store.close()
+        output, _ = writer.communicate(timeout=120)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.communicate()
+    assert writer.returncode == 0, output.decode(errors="replace")[-3000:]
+    assert problems == [], problems[:3]
+    assert searches >= 20 and len(counts) >= 3, (searches, sorted(counts))  # it read during the writes
+    with PageStore(path) as store:
+        pages = store.pages()
+        deleted = {f"doc{i - 10}.pdf" for i in range(19, n, 20)}
+        assert {p.source for p in pages} == {f"doc{i}.pdf" for i in range(n)} - deleted
+        assert len(pages) == 5 * (n - len(deleted))
+        col = store._open()
+        sample = col.get(ids=[p.id for p in pages[::25]], include=["embeddings"])
+        for id_, vector in zip(sample["ids"], sample["embeddings"], strict=True):
+            assert store.search(np.asarray(vector, np.float32), k=1, embedder=info)[0].id == id_
+    print(
+        f"reader process: {searches} searches during the other process's writes ({len(counts)} sizes "
+        f"seen), {refused} refused with the writer named"
+    )
