@@ -374,6 +374,8 @@ with PageStore(path) as store:
         h = hashlib.sha256(f"doc{i}".encode()).hexdigest()
         pages = [Page(f"doc{i}.pdf", j, f"page {j} of doc {i}", None, 0, 0, h) for j in range(1, 6)]
         store.add_source(pages, rng.normal(size=(5, 32)), embedder=info)
+        if i == 0:
+            print("created", flush=True)  # the reader starts once the store exists
         if i % 20 == 19:
             store.delete_source(f"doc{i - 10}.pdf")
 """
@@ -393,6 +395,9 @@ def test_a_reader_process_searches_an_embedded_store_while_another_process_write
     rng = np.random.default_rng(1)
     searches, refused, counts, problems = 0, 0, set(), []
     try:
+        assert writer.stdout is not None
+        first = writer.stdout.readline()  # two processes creating one Chroma folder at once would race
+        assert first.strip() == b"created", first + writer.stdout.read()
         while writer.poll() is None or searches == 0:
             store = PageStore(path)
             try:
