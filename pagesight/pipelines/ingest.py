@@ -169,7 +169,7 @@ def _same_bytes_elsewhere(
     owner = store.source_with_hash(content_hash)
     if owner is None or owner == source:
         return None
-    stored = next((s.pages for s in store.sources() if s.source == owner), 0)
+    stored = len(store.pages(owner))  # that source's records only, not the whole store
     note = (
         f"{source} has the same bytes as {owner}, which is already indexed; its pages stay under "
         f"that name (delete {owner} first to index them as {source})"
@@ -189,9 +189,9 @@ def _ingest_one(
 ) -> SourceResult:
     if not is_url(source) and Path(source).is_file():
         digest = sha256_file(source)
-        if not force and store.source_hash(source) == digest:
-            stored = next((s.pages for s in store.sources() if s.source == source), 0)
-            return SourceResult(source, "unchanged", stored)
+        indexed = None if force else store.source_info(source)
+        if indexed is not None and indexed.content_hash == digest:
+            return SourceResult(source, "unchanged", indexed.pages)
         duplicate = _same_bytes_elsewhere(store, source, digest)
         if duplicate is not None:
             return duplicate

@@ -71,7 +71,7 @@ class WriteLock:
             StoreError: another process holds it; names that process's pid.
         """
         if not self._take(blocking_for=max(0.0, timeout)):
-            pid = self._holder_pid()
+            pid = self.holder_pid()
             raise StoreError(
                 f"store {self._location} is being written by another process (pid {pid or 'unknown'}); "
                 "wait for it to finish, or use a Chroma server (`chroma run`, then "
@@ -133,9 +133,6 @@ class WriteLock:
 
     def holder_pid(self) -> int | None:
         """The pid the holder wrote into the lock file (``None`` if unreadable)."""
-        return self._holder_pid()
-
-    def _holder_pid(self) -> int | None:
         try:
             text = self.path.read_text(encoding="ascii").strip()
         except (OSError, UnicodeDecodeError):

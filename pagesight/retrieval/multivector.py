@@ -405,6 +405,11 @@ class MultiVectorStore:
         self._open()
         return self._pages.source_hash(source)
 
+    def source_info(self, source: str) -> SourceInfo | None:
+        """Return ``source``'s pages and content hash; ``None`` if it is not indexed completely."""
+        self._open()
+        return self._pages.source_info(source)
+
     def source_with_hash(self, content_hash: str) -> str | None:
         """Return a source whose stored pages have ``content_hash`` (the same bytes), or ``None``."""
         self._open()

@@ -404,9 +404,18 @@ class PageStore:
     def source_hash(self, source: str) -> str | None:
         """Return the content hash stored for ``source``; ``None`` if it is not indexed completely.
 
-        Ingest compares it with the file's current hash to skip unchanged sources. A source whose
-        write a crash cut short counts as not indexed: fewer pages than it was written with, or
-        an old version beside the new one (possible on a server store, which has no journal).
+        Ingest compares it with the file's current hash to skip unchanged sources (see
+        :meth:`source_info`).
+        """
+        info = self.source_info(source)
+        return info.content_hash if info is not None else None
+
+    def source_info(self, source: str) -> SourceInfo | None:
+        """Return ``source``'s pages and content hash; ``None`` if it is not indexed completely.
+
+        A source whose write a crash cut short counts as not indexed: fewer pages than it was
+        written with, or an old version beside the new one (possible on a server store, which has
+        no journal). Reads only that source's records.
         """
         hashes: Counter[str] = Counter()
         expected: dict[str, int] = {}
@@ -430,7 +439,7 @@ class PageStore:
                 expected[digest],
             )
             return None
-        return digest
+        return SourceInfo(source, count, digest)
 
     def source_with_hash(self, content_hash: str) -> str | None:
         """Return a source whose stored pages have ``content_hash`` (the same bytes), or ``None``.
@@ -609,20 +618,15 @@ class PageStore:
         intents = _journal.pending(self._path)
         if intents:
             col = self._collection if self._collection is not None else self._open()
-            step = self._batch_size()
             for intent in intents:
-                ids = list(intent.ids)
-                for start in range(0, len(ids), step):
-                    with self._chroma(f"repairing an interrupted write ({intent.action})"):
-                        col.delete(ids=ids[start : start + step])
-                for rel in intent.images:
-                    remove_image(self._image_dir / rel)
+                action = f"repairing an interrupted write ({intent.action})"
+                self._delete_records(col, list(intent.ids), list(intent.images), action)
                 _journal.finish(intent.path)
                 logger.warning(
                     "store %s: finished an interrupted write (%s): removed %d records and their images",
                     self.location,
                     intent.action,
-                    len(ids),
+                    len(intent.ids),
                 )
             if self._image_dir.is_dir():
                 for tmp in self._image_dir.glob("*/.*.tmp"):  # a copy killed before its rename
@@ -803,21 +807,21 @@ class PageStore:
         self, col: Any, doomed: list[tuple[str, dict[str, Any]]], action: str, replace: Path | None
     ) -> None:
         """Journal, then delete records, then their images; then close the journal entry."""
-        intent = self._intent(
-            action,
-            [id_ for id_, _ in doomed],
-            [str(meta["image"]) for _, meta in doomed if meta and meta.get("image")],
-            replace=replace,
-        )
-        step = self._batch_size()
-        for start in range(0, len(doomed), step):
-            with self._chroma(action):
-                col.delete(ids=[id_ for id_, _ in doomed[start : start + step]])
-        for _, meta in doomed:
-            if meta and meta.get("image"):
-                remove_image(self._image_dir / str(meta["image"]))
+        ids = [id_ for id_, _ in doomed]
+        images = [str(meta["image"]) for _, meta in doomed if meta and meta.get("image")]
+        intent = self._intent(action, ids, images, replace=replace)
+        self._delete_records(col, ids, images, action)
         if intent is not None:
             _journal.finish(intent)
+
+    def _delete_records(self, col: Any, ids: list[str], images: list[str], action: str) -> None:
+        """Delete records in batches the client accepts, then their image files (both idempotent)."""
+        step = self._batch_size()
+        for start in range(0, len(ids), step):
+            with self._chroma(action):
+                col.delete(ids=ids[start : start + step])
+        for rel in images:
+            remove_image(self._image_dir / rel)
 
     # -- reading helpers -------------------------------------------------------------------------
 

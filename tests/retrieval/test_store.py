@@ -180,6 +180,8 @@ def test_changed_source_replaces_old_pages(store: PageStore, make_pages: MakePag
     assert [h.id for h in store.pages("a.pdf")] == [p.id for p in new]
     assert store.get([p.id for p in old]) == []
     assert store.source_hash("a.pdf") == new[0].content_hash
+    assert store.source_info("a.pdf") == SourceInfo("a.pdf", 2, new[0].content_hash)
+    assert store.source_info("missing.pdf") is None
     assert not any(f is not None and f.exists() for f in old_images)
     assert [h.text for h in store.pages("a.pdf")] == ["a.pdf page 1 v2", "a.pdf page 2 v2"]
     assert len(store.pages("b.pdf")) == 1
