@@ -257,7 +257,12 @@ def plan_retrieval(
     pagesight's own reranker (``None`` when ``reranker`` is the framework's own reranker or absent).
 
     An ``embedder`` given beside a ``retriever`` is ignored with a warning.
+
+    Raises:
+        ConfigurationError: neither ``store`` nor ``retriever`` is given.
     """
+    if retriever is None and store is None:
+        raise ConfigurationError("give `store=` (a pagesight store or its folder) or `retriever=`")
     model = None if framework_reranker else model_reranker(reranker, trust_remote_code=trust_remote_code)
     if retriever is not None:
         if embedder is not None:

@@ -342,8 +342,6 @@ def build_langchain_chain(
         raise ConfigurationError(
             f"`retriever` must be a LangChain BaseRetriever, got {type(retriever).__name__}"
         )
-    if retriever is None and store is None:
-        raise ConfigurationError("give `store=` (a pagesight store or its folder) or `retriever=`")
     compressor = reranker if isinstance(reranker, BaseDocumentCompressor) else None
     search, pagesight_reranker = plan_retrieval(
         store,

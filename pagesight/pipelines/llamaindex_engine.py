@@ -424,8 +424,6 @@ def build_llamaindex_query_engine(
         raise ConfigurationError(
             f"`retriever` must be a LlamaIndex BaseRetriever, got {type(retriever).__name__}"
         )
-    if retriever is None and store is None:
-        raise ConfigurationError("give `store=` (a pagesight store or its folder) or `retriever=`")
     if images is not None and not isinstance(images, bool):
         raise ConfigurationError(f"`images` must be True, False or None, got {images!r}")
     postprocessor = reranker if isinstance(reranker, BaseNodePostprocessor) else None
