@@ -57,7 +57,7 @@ class PageSearcher:
             returned; ``score`` is then the reranker's relevance in [0, 1].
         rerank_candidates: how many retrieved pages the reranker sees (at least ``k``).
         max_query_tokens: longest query accepted, in the encoder's tokens (words and punctuation
-            marks for encoders without a tokenizer); a longer one raises
+            marks for encoders without a tokenizer and in ``"bm25"`` mode); a longer one raises
             :class:`~pagesight.errors.ConfigurationError`. ``None`` lifts the limit. Queries longer
             than a dense text model's window are embedded in pooled windows, never cut.
 
@@ -160,7 +160,8 @@ class PageSearcher:
         if len(query) > limit * _CHARS_PER_TOKEN_CAP:
             size = f"{len(query):,} characters"
         else:
-            n = count_query_tokens(self.encoder, query)
+            # BM25 alone never runs the encoder: count its words rather than load a model to tokenize
+            n = count_query_tokens(None if self.mode == "bm25" else self.encoder, query)
             if n <= limit:
                 return
             size = f"{n:,} tokens"

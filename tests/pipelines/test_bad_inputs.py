@@ -182,12 +182,20 @@ def test_query_over_the_token_limit_is_refused_naming_the_limit(tmp_path, encode
     assert tokens == encoder.count_tokens(query) > len(query.split())  # the tokenizer's count
     assert 120 <= tokens < DEFAULT_MAX_QUERY_TOKENS
     assert PageSearcher(store, encoder).search(query, k=1)[0].source == str(corpus["network"])
-    for mode in ("hybrid", "dense", "bm25"):
-        strict = PageSearcher(store, encoder, mode=mode, max_query_tokens=tokens - 1)
-        message = rf"{tokens} tokens, more than max_query_tokens={tokens - 1}"
+    words = count_query_tokens(None, query)
+    assert words == 4 * 30
+    # BM25 alone counts words and marks (it never runs the encoder, so it does not load one to tokenize)
+    for mode, counted in (("hybrid", tokens), ("dense", tokens), ("bm25", words)):
+        strict = PageSearcher(store, encoder, mode=mode, max_query_tokens=counted - 1)
+        message = rf"{counted} tokens, more than max_query_tokens={counted - 1}"
         with pytest.raises(ConfigurationError, match=message):
             strict.search(query, k=1)
-        assert PageSearcher(store, encoder, mode=mode, max_query_tokens=tokens).search(query, k=1)
+        assert PageSearcher(store, encoder, mode=mode, max_query_tokens=counted).search(query, k=1)
+    from pagesight.models.matryoshka import MatryoshkaEncoder
+
+    unloaded = MatryoshkaEncoder("all-minilm-l6-v2")
+    assert PageSearcher(store, unloaded, mode="bm25").search(query, k=1)[0].source == str(corpus["network"])
+    assert not unloaded._loaded  # the length check did not load the model
     # A megabyte of text is refused from its length alone, without tokenizing it.
     huge = "ssh " * 250_000
     with pytest.raises(ConfigurationError, match=r"1,000,000 characters, more than max_query_tokens=2,048"):
