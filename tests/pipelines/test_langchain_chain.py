@@ -30,50 +30,15 @@ from pagesight.pipelines._retrieve import page_hit, page_number  # noqa: E402
 from pagesight.pipelines.ingest import ingest  # noqa: E402
 from pagesight.pipelines.prompt import SYSTEM_PROMPT  # noqa: E402
 from pagesight.retrieval.search import PageSearcher  # noqa: E402
-from pagesight.retrieval.store import PageStore  # noqa: E402
-from tests.ollama_double import ChatModel, OllamaDouble, citing_reply  # noqa: E402
-from tests.pipelines.conftest import GARDEN, NETWORK, write_pdf  # noqa: E402
-
-TEXT, VISION, INVENTOR = "llama3.2", "qwen2.5vl:3b", "inventor"
-COMPOST = "How often should the compost heap be turned?"
-FIREWALL = "which firewall rules allow ssh on port 22"
-TOMATOES = "What do tomatoes need to grow?"
-
-
-def _inventing(messages: list[dict[str, Any]]) -> str:
-    return citing_reply(messages) + " See also [made-up.pdf p.9]."
-
-
-@pytest.fixture(scope="module")
-def docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("chain-docs")
-    return {
-        "garden": write_pdf(folder / "garden.pdf", GARDEN),
-        "network": write_pdf(folder / "network.pdf", NETWORK),
-    }
-
-
-@pytest.fixture(scope="module")
-def store(
-    tmp_path_factory: pytest.TempPathFactory, docs: dict[str, Path], encoder: Any
-) -> Iterator[PageStore]:
-    store = PageStore(tmp_path_factory.mktemp("chain-store") / "store")
-    assert ingest(list(docs.values()), store, encoder, show_progress=False).ok
-    yield store
-    store.close()
-
-
-@pytest.fixture(scope="module")
-def _server() -> Iterator[OllamaDouble]:
-    models = {TEXT: ChatModel(), VISION: ChatModel(vision=True), INVENTOR: ChatModel(respond=_inventing)}
-    with OllamaDouble({}, chat_models=models) as server:
-        yield server
-
-
-@pytest.fixture
-def server(_server: OllamaDouble) -> OllamaDouble:
-    _server.clear()
-    return _server
+from tests.ollama_double import OllamaDouble  # noqa: E402
+from tests.pipelines.conftest import (  # noqa: E402
+    COMPOST,
+    FIREWALL,
+    INVENTOR,
+    TEXT,
+    TOMATOES,
+    VISION,
+)
 
 
 def chat(server: OllamaDouble, model: str = TEXT) -> ChatOllama:
