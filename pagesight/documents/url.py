@@ -180,7 +180,7 @@ def _parse(url: str, hop: str) -> httpx.URL:
 def _safe_addresses(url: str, hop: httpx.URL, allow_private: bool) -> list[str]:
     """Resolve ``hop``'s host and return its addresses, refusing the hop if any is not allowed."""
     host = hop.raw_host.decode("ascii")
-    port = hop.port or (443 if hop.scheme == "https" else 80)
+    port = _port(hop)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as e:
@@ -203,8 +203,12 @@ def _safe_addresses(url: str, hop: httpx.URL, allow_private: bool) -> list[str]:
     return addresses
 
 
+def _port(u: httpx.URL) -> int:
+    return u.port or (443 if u.scheme == "https" else 80)
+
+
 def _origin(u: httpx.URL) -> tuple[str, str, int]:
-    return (u.scheme, u.raw_host.decode("ascii").lower(), u.port or (443 if u.scheme == "https" else 80))
+    return (u.scheme, u.raw_host.decode("ascii").lower(), _port(u))
 
 
 def _pinned(hop: httpx.URL, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, object]]:

@@ -187,6 +187,7 @@ def _ingest_one(
     show_progress: bool | None,
     loader_options: dict[str, Any],
 ) -> SourceResult:
+    digest: str | None = None  # a file's bytes are known before loading, a URL's only after
     if not is_url(source) and Path(source).is_file():
         digest = sha256_file(source)
         indexed = None if force else store.source_info(source)
@@ -216,9 +217,10 @@ def _ingest_one(
             logger.info(note)
         if not pages:
             return SourceResult(source, "failed", error="no pages were found")
-        duplicate = _same_bytes_elsewhere(store, source, pages[0].content_hash, notes)
-        if duplicate is not None:  # a URL (its bytes are known only now)
-            return duplicate
+        if digest is None:  # a URL: the same-bytes check a file had before loading
+            duplicate = _same_bytes_elsewhere(store, source, pages[0].content_hash, notes)
+            if duplicate is not None:
+                return duplicate
         store.add_source(pages, vectors, embedder=encoder.info)  # type: ignore[arg-type]
         return SourceResult(source, "indexed", len(pages), warnings=notes)
     finally:

@@ -99,11 +99,6 @@ class WriteLock:
     # -- internals -------------------------------------------------------------------------------
 
     def _take(self, blocking_for: float | None) -> bool:
-        with _registry_lock:
-            entry = _held.get(self._key)
-            if entry is not None and entry[0] == os.getpid():
-                _held[self._key] = (entry[0], entry[1], entry[2] + 1)
-                return True
         try:
             import fcntl
         except ImportError:  # Windows: no inter-process lock (see the module docstring)
@@ -112,7 +107,7 @@ class WriteLock:
         while True:
             with _registry_lock:
                 entry = _held.get(self._key)
-                if entry is not None and entry[0] == os.getpid():  # another thread took it meanwhile
+                if entry is not None and entry[0] == os.getpid():  # this process holds it: one more hold
                     _held[self._key] = (entry[0], entry[1], entry[2] + 1)
                     return True
                 f = open(self.path, "a+b")  # noqa: SIM115 - held until release()
