@@ -459,23 +459,10 @@ def test_a_module_with_only_pickle_weights_is_refused_before_loading(tmp_path: P
 # ----------------------------------------------------------------------------- paths stay in the store
 
 
-@pytest.fixture(scope="module")
-def encoder() -> Any:
-    from pagesight.models.matryoshka import MatryoshkaEncoder
-
-    enc = MatryoshkaEncoder("all-minilm-l6-v2")
-    enc.load()
-    return enc
-
-
 def _pdf(path: Path, text: str) -> bytes:
-    import pymupdf
+    from tests.documents.doc_factories import pdf_bytes
 
-    doc = pymupdf.open()
-    page = doc.new_page(width=300, height=300)
-    page.insert_textbox(pymupdf.Rect(20, 20, 280, 280), text, fontsize=12)
-    data = doc.tobytes()
-    doc.close()
+    data = pdf_bytes([text], width=300, height=300)
     path.write_bytes(data)
     return data
 

@@ -27,15 +27,6 @@ def write_pdf(path: Path, pages: list[str | None]) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def encoder():
-    from pagesight.models.matryoshka import MatryoshkaEncoder
-
-    enc = MatryoshkaEncoder("all-minilm-l6-v2")
-    enc.load()
-    return enc
-
-
 GARDEN = [
     "Tomatoes need full sun and regular watering. Stake the plants so the fruit stays off the soil.",
     "Compost improves soil structure. Turn the heap every two weeks to keep it aerobic and warm.",

@@ -72,16 +72,6 @@ def _make_pdfs(folder: Path, topics: list[str], prefix: str) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def encoder() -> Any:
-    """The real all-MiniLM-L6-v2 dense encoder (as ``tests/pipelines/conftest.py`` builds it)."""
-    from pagesight.models.matryoshka import MatryoshkaEncoder
-
-    enc = MatryoshkaEncoder("all-minilm-l6-v2")
-    enc.load()
-    return enc
-
-
-@pytest.fixture(scope="module")
 def token_encoder() -> Any:
     """The real ``minilm-tokens`` late-interaction encoder."""
     from pagesight.models.colembed import ColEmbedEncoder
