@@ -3,6 +3,7 @@ then time page_heatmap on the top hit of four questions. Run from the repo root:
 
     .venv/bin/python /tmp/briefs/bench_heatmap_E.py
 """
+
 import statistics
 import tempfile
 import time
@@ -35,5 +36,7 @@ for q in questions:
     score = float((enc.encode_queries([q])[0] @ d.T).max(axis=1).sum())
     placed.append(float(regions.weights.sum()) / score)
     print(f"p.{hit.page} {image.size} {len(regions.boxes)} words")
-print(f"page_heatmap median {statistics.median(times):.2f} s, max {max(times):.2f} s; "
-      f"share of the MaxSim score placed on words: min {min(placed):.3f}")
+print(
+    f"page_heatmap median {statistics.median(times):.2f} s, max {max(times):.2f} s; "
+    f"share of the MaxSim score placed on words: min {min(placed):.3f}"
+)

@@ -39,8 +39,10 @@ def main() -> None:
         hits.append(Hit(str(i), f"/d/doc{i}.pdf", 1, TEXT, path, pix.width, pix.height, "0" * 64, score))
     start = time.perf_counter()
     data = png_bytes(bounded_image(hits[0].image or ""))
-    print(f"one {hits[0].width}x{hits[0].height} page scaled and PNG-encoded: "
-          f"{(time.perf_counter() - start) * 1000:.0f} ms, {len(data)} bytes")
+    print(
+        f"one {hits[0].width}x{hits[0].height} page scaled and PNG-encoded: "
+        f"{(time.perf_counter() - start) * 1000:.0f} ms, {len(data)} bytes"
+    )
     models = {"llama3.2": ChatModel(), "qwen2.5vl:3b": ChatModel(vision=True)}
     with OllamaDouble({}, chat_models=models) as server:
         for name in models:
@@ -54,8 +56,10 @@ def main() -> None:
                 len(m.get("content", "")) + sum(len(x) for x in m.get("images") or [])
                 for m in server.chats[-1]["messages"]
             )
-            print(f"{name}: median {statistics.median(times) * 1000:.0f} ms per request, {sent} bytes sent, "
-                  f"images {server.chat_images[-1]}")
+            print(
+                f"{name}: median {statistics.median(times) * 1000:.0f} ms per request, {sent} bytes sent, "
+                f"images {server.chat_images[-1]}"
+            )
 
 
 if __name__ == "__main__":

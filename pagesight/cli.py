@@ -1,4 +1,4 @@
-"""The ``pagesight`` command: index, search, ask, sources, delete, serve, eval.
+"""The ``pagesight`` command: index, search, ask, sources, delete, check, serve, eval.
 
 Exit status: 0 on success; 1 when some sources failed to index (the others stay indexed) or a
 command failed; 2 for bad usage or configuration.
@@ -7,14 +7,15 @@ command failed; 2 for bad usage or configuration.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pagesight._terminal import safe, safe_json, valid_utf8
 from pagesight.errors import ConfigurationError, PagesightError
 
 logger = logging.getLogger("pagesight")
@@ -22,8 +23,75 @@ logger = logging.getLogger("pagesight")
 DEFAULT_STORE = ".pagesight"
 
 
+def _write(text: str, stream: Any) -> None:
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:  # a terminal that cannot show some characters (e.g. cp1252)
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+
+
+def _out(text: object = "", *, err: bool = False, multiline: bool = False, end: str = "\n") -> None:
+    """Write human-readable ``text`` to stdout (or stderr) through :func:`~pagesight._terminal.safe`.
+
+    Every human-readable line the CLI prints goes through here, so a hostile file name, page text
+    or query cannot send escape sequences to the user's terminal.
+    """
+    stream = sys.stderr if err else sys.stdout
+    _write(safe(text, multiline=multiline) + end, stream)
+    if not end:
+        stream.flush()
+
+
+def _out_json(obj: Any, **dumps_options: Any) -> None:
+    """Write ``obj`` as JSON to stdout: exact (``json.loads`` gives ``obj`` back), terminal-safe."""
+    _write(safe_json(obj, **dumps_options) + "\n", sys.stdout)
+
+
 def _err(msg: str) -> None:
-    print(msg, file=sys.stderr)
+    _out(msg, err=True)
+
+
+def _text_arg(text: str, what: str) -> str:
+    """``text`` from argv with bytes that are not UTF-8 (lone surrogates) replaced by U+FFFD."""
+    clean = valid_utf8(text)
+    if clean != text:
+        shown = clean if len(clean) <= 80 else clean[:80] + "..."
+        _err(f"pagesight: warning: the {what} is not valid UTF-8; invalid bytes replaced: {shown!r}")
+    return clean
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """``warnings.showwarning`` for the CLI: one escaped line per warning."""
+    _write(safe(f"{filename}:{lineno}: {category.__name__}: {message}") + "\n", file or sys.stderr)
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines with control characters escaped (log messages carry file names and URLs)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return safe(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802
+        return safe(super().formatException(ei), multiline=True)
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return safe(super().formatStack(stack_info), multiline=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its messages (usage errors quote the bad argument) made terminal-safe."""
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message:
+            _write(safe(message, multiline=True), file or sys.stderr)
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:
@@ -33,18 +101,48 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
         help="store folder, or http://host:port of a Chroma server "
         f"(default: $PAGESIGHT_STORE or {DEFAULT_STORE})",
     )
+    server = p.add_argument_group("Chroma server stores (--store http://host:port)")
+    server.add_argument(
+        "--chroma-header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="HTTP header for every request, e.g. 'Authorization: Bearer TOKEN' or 'X-Chroma-Token: "
+        "TOKEN'; repeatable (also $PAGESIGHT_CHROMA_HEADERS, one per line; values are never printed)",
+    )
+    server.add_argument(
+        "--chroma-tenant", default=None, help="tenant (default: $CHROMA_TENANT or default_tenant)"
+    )
+    server.add_argument(
+        "--chroma-database", default=None, help="database (default: $CHROMA_DATABASE or default_database)"
+    )
 
 
-def _open_store(location: str, *, must_exist: bool) -> Any:
+def _server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Chroma server options of ``--chroma-header/--chroma-tenant/--chroma-database``."""
+    from pagesight.pipelines.stores import is_store_url, parse_headers
+
+    headers = parse_headers(getattr(args, "chroma_header", None) or [])
+    tenant = getattr(args, "chroma_tenant", None)
+    database = getattr(args, "chroma_database", None)
+    if (headers or tenant or database) and not is_store_url(args.store):
+        raise ConfigurationError(
+            "--chroma-header, --chroma-tenant and --chroma-database apply to --store http://host:port"
+        )
+    return {"headers": headers or None, "tenant": tenant, "database": database}
+
+
+def _open_store(args: argparse.Namespace, *, must_exist: bool) -> Any:
+    """The store ``--store`` names, with the Chroma server options."""
     from pagesight.pipelines.stores import open_store
 
-    return open_store(location, must_exist=must_exist)
+    return open_store(args.store, must_exist=must_exist, **_server_options(args))
 
 
-def _multivector_store(location: str, **options: Any) -> Any:
+def _multivector_store(args: argparse.Namespace, **options: Any) -> Any:
     from pagesight.pipelines.stores import open_multivector_store
 
-    return open_multivector_store(location, **options)
+    return open_multivector_store(args.store, **_server_options(args), **options)
 
 
 def _encoder_for_store(store: Any, location: str, args: argparse.Namespace) -> Any:
@@ -80,7 +178,7 @@ def _searcher(args: argparse.Namespace) -> Any:
     from pagesight.retrieval.search import PageSearcher
 
     mode = args.mode
-    store = _open_store(args.store, must_exist=True)
+    store = _open_store(args, must_exist=True)
     encoder = None if mode == "bm25" else _encoder_for_store(store, args.store, args)
     return PageSearcher(
         store,
@@ -92,6 +190,19 @@ def _searcher(args: argparse.Namespace) -> Any:
     )
 
 
+def _ocr_engine(args: argparse.Namespace) -> tuple[Any, str]:
+    """The OCR engine ``--ocr-engine`` picks (``None``: none installed, or ``--ocr never``) and its line."""
+    from pagesight.documents.ocr import TesseractEngine, describe_engine, pick_engine
+
+    if args.ocr == "never":
+        return "auto", "off (--ocr never)"
+    engine = pick_engine(args.ocr_engine)
+    if isinstance(engine, TesseractEngine):
+        engine.check_lang(args.ocr_lang)
+    mode = "" if args.ocr == "auto" else f", --ocr {args.ocr}"
+    return engine, describe_engine(engine, args.ocr_lang) + mode
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from pagesight.pipelines.ingest import SourceResult, ingest
     from pagesight.profiles import model_kind, page_encoder, resolve_profile
@@ -100,21 +211,26 @@ def cmd_index(args: argparse.Namespace) -> int:
     model = args.model or profile.embedder
     trust = args.trust_remote_code or profile.trust_remote_code
     kind = args.embedder or model_kind(model)
-    _err(f"pagesight: {why} — {profile.description}" + (f"; model {model}" if args.model else ""))
+    ocr_engine, ocr_line = _ocr_engine(args)
+    _err(
+        f"pagesight: {why} — {profile.description}"
+        + (f"; model {model}" if args.model else "")
+        + f"; OCR: {ocr_line}"
+    )
     if args.page_input != "auto" and kind == "dense":
         raise ConfigurationError("--page-input applies to vision-language and late-interaction models")
     if kind == "late":
         if args.dimensions is not None:
             raise ConfigurationError("--dimensions applies to dense embedders, not late interaction")
         store: Any = _multivector_store(
-            args.store, storage=args.storage, pool_factor=args.pool_factor, summary=args.summary
+            args, storage=args.storage, pool_factor=args.pool_factor, summary=args.summary
         )
     else:
         if args.storage or args.pool_factor or args.summary:
             raise ConfigurationError(
                 "--storage, --pool-factor and --summary apply to late-interaction models"
             )
-        store = _open_store(args.store, must_exist=False)
+        store = _open_store(args, must_exist=False)
     encoder = page_encoder(
         model, kind, trust_remote_code=trust, page_input=args.page_input, dimensions=args.dimensions
     )
@@ -133,6 +249,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.password:
         loader_opts["password"] = args.password
     loader_opts.update(loader_limits(args))
+    loader_opts.update(
+        ocr=args.ocr, ocr_lang=args.ocr_lang, ocr_engine=ocr_engine, ocr_figures=not args.no_ocr_figures
+    )
     report = ingest(
         args.sources,
         store,
@@ -145,7 +264,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     if not report.results:
         _err("pagesight: no supported files found in the given sources (.pdf, .png, .jpg, .tif, .webp)")
         return 1
-    _err(report.summary())
+    for line in report.summary().splitlines():
+        _err(line)
     return 0 if report.ok else 1
 
 
@@ -157,19 +277,21 @@ def _hit_json(h: Any) -> dict[str, Any]:
         "text": h.text,
         "image": str(h.image) if h.image else None,
         "id": h.id,
+        "text_source": getattr(h, "text_source", "layer"),
     }
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    hits = _searcher(args).search(args.query, k=args.k)
+    hits = _searcher(args).search(_text_arg(args.query, "query"), k=args.k)
     if args.json:
-        print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=2))
+        _out_json([_hit_json(h) for h in hits], indent=2)
         return 0
     if not hits:
-        print("no results")
+        _out("no results")
     for i, h in enumerate(hits, 1):
         snippet = " ".join(h.text.split())[:160]
-        print(f"{i:>2}. {h.score:.3f}  {h.source} p.{h.page}\n    {snippet}")
+        _out(f"{i:>2}. {h.score:.3f}  {h.source} p.{h.page}")
+        _out(f"    {snippet}")
     return 0
 
 
@@ -201,21 +323,22 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     searcher = _searcher(args)
     generator = _generator(args, searcher.encoder)
+    question = _text_arg(args.question, "question")
     if args.json:
-        result = answer(args.question, searcher, generator, k=args.k)
-        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        result = answer(question, searcher, generator, k=args.k)
+        _out_json(result.to_dict(), indent=2)
         return 0
 
     def show(piece: str) -> None:
-        sys.stdout.write(piece)
-        sys.stdout.flush()
+        _out(piece, multiline=True, end="")  # the answer's own line breaks are layout
 
-    result = answer(args.question, searcher, generator, k=args.k, on_token=show)
-    print()
+    result = answer(question, searcher, generator, k=args.k, on_token=show)
+    _out()
     if result.citations:
-        print("\nSources:")
+        _out("\nSources:", multiline=True)
         for c in result.citations:
-            print(f"  {c.source} p.{c.page}  (score {c.score:.3f})" + (f"  {c.image}" if c.image else ""))
+            image = f"  {c.image}" if c.image else ""
+            _out(f"  {c.source} p.{c.page}  (score {c.score:.3f}){image}")
     if result.unmatched_citations:
         unmatched = ", ".join(result.unmatched_citations)
         _err(f"pagesight: the answer cites pages that were not retrieved: {unmatched}")
@@ -223,22 +346,25 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
-    store = _open_store(args.store, must_exist=True)
+    store = _open_store(args, must_exist=True)
     items = store.sources()
     if args.json:
-        print(json.dumps([{"source": s.source, "pages": s.pages} for s in items], ensure_ascii=False))
+        _out_json([{"source": s.source, "pages": s.pages} for s in items])
         return 0
     for s in items:
-        print(f"{s.pages:>6}  {s.source}")
+        _out(f"{s.pages:>6}  {s.source}")
     info = store.embedder
-    print(f"{len(items)} source(s); embedder: {info.describe() if info else 'none'}")
+    _out(f"{len(items)} source(s); embedder: {info.describe() if info else 'none'}")
     return 0
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    store = _open_store(args.store, must_exist=True)
+    from pagesight.documents.url import redact_url
+
+    store = _open_store(args, must_exist=True)
     failed = 0
-    for source in args.sources:
+    for given in args.sources:
+        source = redact_url(given)  # a URL is stored without its credentials; a path is unchanged
         n = store.delete_source(source)
         if n == 0:
             _err(f"  not in store: {source}")
@@ -248,6 +374,54 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """``pagesight check``: compare the database, page images, token files and journal; exit 1 if damaged."""
+    from dataclasses import asdict
+
+    from pagesight.pipelines.stores import is_store_url
+    from pagesight.retrieval.multivector import MultiVectorStore
+    from pagesight.retrieval.store import PageStore
+
+    where = str(args.store)
+    url = is_store_url(where)
+    if not url and not Path(where).is_dir():
+        raise ConfigurationError(
+            f"no store at {where}; create one with: pagesight index SOURCES... --store {where}"
+        )
+    from pagesight.pipelines.stores import server_options
+
+    server = server_options(**_server_options(args)) if url else {}
+    pages = PageStore(url=where, **server) if url else PageStore(where)
+    late = pages.recorded_kind() == "late-interaction" or (
+        not url and (Path(where) / "tokens" / "index.sqlite3").is_file()
+    )
+    store: Any = pages
+    if late:
+        store = MultiVectorStore(url=where, **server) if url else MultiVectorStore(where)
+    from pagesight.documents.url import redact_url
+
+    shown = pages.location  # a server URL without its password
+    try:
+        health = store.repair() if args.repair else store.check()
+    finally:
+        store.close()
+        pages.close()
+    if args.json:
+        _out_json({"ok": health.ok, "problems": health.problems(), **asdict(health)}, ensure_ascii=False)
+        return 0 if health.ok else 1
+    parts = f"{health.pages} pages, {health.image_files} page images" + (", token matrices" if late else "")
+    if health.writer_pid is not None:
+        _out(f"note: another process (pid {health.writer_pid or 'unknown'}) is writing the store")
+    if health.ok:
+        _out(f"store {shown}: {parts}; {'repaired: ' if args.repair else ''}every part agrees")
+        return 0
+    _out(f"store {shown} is damaged ({parts}):")
+    for line in health.problems():
+        _out(f"  - {line}")
+    _out(f"to repair: {health.advice(redact_url(where) if url else where)}")
+    return 1
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from pagesight.evaluation import evaluate, load_queries
     from pagesight.pipelines.answer import source_name
@@ -255,7 +429,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     queries = load_queries(args.queries)
     modes: list[Mode] = ["dense", "bm25", "hybrid"] if args.compare else [args.mode]
-    store = _open_store(args.store, must_exist=True)
+    store = _open_store(args, must_exist=True)
     encoder = _encoder_for_store(store, args.store, args)
     reranker = _reranker(args)
     table: dict[str, dict[str, float]] = {}
@@ -275,12 +449,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         metrics = evaluate(run, queries)
         table[mode] = {key: float(metrics[key]) for key in ("nDCG@5", "Recall@5", "Recall@10", "MRR@10")}
     if args.json:
-        print(json.dumps(table if args.compare else table[args.mode]))
+        _out_json(table if args.compare else table[args.mode])
         return 0
-    print(f"{len(queries)} queries, store {args.store}")
-    print(f"{'mode':<8} {'nDCG@5':>8} {'Recall@5':>9} {'Recall@10':>10} {'MRR@10':>8}")
+    _out(f"{len(queries)} queries, store {store.location}")  # a server URL without its password
+    _out(f"{'mode':<8} {'nDCG@5':>8} {'Recall@5':>9} {'Recall@10':>10} {'MRR@10':>8}")
     for name, m in table.items():
-        print(
+        _out(
             f"{name:<8} {m['nDCG@5']:>8.4f} {m['Recall@5']:>9.4f} {m['Recall@10']:>10.4f} {m['MRR@10']:>8.4f}"
         )
     return 0
@@ -290,7 +464,10 @@ def add_limit_args(p: argparse.ArgumentParser) -> None:
     """The loader limits and ``--allow-private-urls`` (``pagesight index`` and ``pagesight serve``)."""
     limits = p.add_argument_group("limits (see README: Safety and limits)")
     limits.add_argument(
-        "--max-pages", type=int, default=None, help="refuse PDFs with more pages (default: 10000)"
+        "--max-pages",
+        type=int,
+        default=None,
+        help="refuse PDFs, multi-page images and web pages with more pages (default: 10000)",
     )
     limits.add_argument(
         "--max-pixels", type=int, default=None, help="pixels per image or page image (default: 89478485)"
@@ -302,6 +479,13 @@ def add_limit_args(p: argparse.ArgumentParser) -> None:
         "--max-bytes", type=int, default=None, help="largest URL download in bytes (default: 64 MiB)"
     )
     limits.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up on a URL whose whole download, redirects included, takes longer (default: 120)",
+    )
+    limits.add_argument(
         "--allow-private-urls",
         action="store_true",
         help="also fetch private, loopback and link-local addresses (trusted networks only)",
@@ -311,8 +495,11 @@ def add_limit_args(p: argparse.ArgumentParser) -> None:
 def loader_limits(args: argparse.Namespace) -> dict[str, Any]:
     """The loader options the limit flags of :func:`add_limit_args` ask for (unset flags left out).
 
+    ``--timeout`` becomes the URL loader's ``deadline`` (the whole download; each connect and
+    read also waits at most 20 s).
+
     Raises:
-        ConfigurationError: a limit below 1.
+        ConfigurationError: a limit below 1, or a ``--timeout`` that is not a positive number.
     """
     options: dict[str, Any] = {}
     for name in ("max_pages", "max_pixels", "max_chars_per_page", "max_bytes"):
@@ -321,6 +508,11 @@ def loader_limits(args: argparse.Namespace) -> dict[str, Any]:
             if value < 1:
                 raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
             options[name] = value
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None:
+        if not 0 < timeout < float("inf"):
+            raise ConfigurationError(f"--timeout must be a positive number of seconds, got {timeout}")
+        options["deadline"] = timeout
     if args.allow_private_urls:
         options["allow_private"] = True
     return options
@@ -373,9 +565,7 @@ def _generator_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from pagesight import __version__
 
-    parser = argparse.ArgumentParser(
-        prog="pagesight", description="Index, search and question PDFs, web pages and images."
-    )
+    parser = _Parser(prog="pagesight", description="Index, search and question PDFs, web pages and images.")
     parser.add_argument("--version", action="version", version=f"pagesight {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -416,6 +606,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--renderer", choices=["pymupdf", "pdfium"], default=None, help="PDF renderer")
     p.add_argument("--password", default=None, help="password for encrypted PDFs")
     p.add_argument("--no-images", action="store_true", help="do not render page images")
+    p.add_argument(
+        "--ocr",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="OCR pages without a usable text layer, images and raster figures (auto, the default), "
+        "every page (always) or none (never)",
+    )
+    p.add_argument(
+        "--ocr-lang",
+        default="eng",
+        help="Tesseract languages joined by + (default: eng; e.g. deu+eng, jpn); packs: tesseract-ocr-LANG",
+    )
+    p.add_argument(
+        "--ocr-engine",
+        choices=["auto", "tesseract", "rapidocr"],
+        default="auto",
+        help="OCR engine (default: Tesseract when installed, else RapidOCR)",
+    )
+    p.add_argument(
+        "--no-ocr-figures",
+        action="store_true",
+        help="do not OCR raster figures on pages that have a text layer",
+    )
     add_limit_args(p)
     p.add_argument("--force", action="store_true", help="re-index sources that did not change")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -446,6 +659,18 @@ def build_parser() -> argparse.ArgumentParser:
     _store_arg(p)
     p.set_defaults(func=cmd_delete)
 
+    p = sub.add_parser(
+        "check", help="compare the store's database, page images, token files and journal (exit 1: damaged)"
+    )
+    _store_arg(p)
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="finish interrupted writes and remove page images and token files no record uses",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_check)
+
     from pagesight.ui.command import add_serve_parser
 
     add_serve_parser(sub)  # pagesight serve: the web app
@@ -468,12 +693,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    log_handler = logging.StreamHandler()
+    log_handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[log_handler])
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # some libraries (bm25s) set their own loggers to DEBUG
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.verbose == 0:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar
+    shown_by = warnings.showwarning
+    warnings.showwarning = _show_warning  # warnings name files and pages too
     try:
         return int(args.func(args))
     except ConfigurationError as e:
@@ -485,6 +714,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("pagesight: interrupted")
         return 130
+    finally:
+        warnings.showwarning = shown_by
 
 
 if __name__ == "__main__":

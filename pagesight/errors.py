@@ -23,6 +23,9 @@ __all__ = [
     "StoreError",
     "StoreMismatchError",
     "InvalidVectorError",
+    "DamagedStoreError",
+    "OcrError",
+    "StoreAuthenticationError",
 ]
 
 
@@ -103,3 +106,23 @@ class StoreMismatchError(StoreError):
 
 class InvalidVectorError(StoreError, ValueError):
     """A vector has the wrong shape or holds NaN or infinity."""
+
+
+class OcrError(PagesightError):
+    """An OCR engine failed on an image (crashed, timed out or returned garbage)."""
+
+
+class DamagedStoreError(StoreError):
+    """The store's parts disagree: its database, page images, token files or journal.
+
+    The message says what is missing and how to repair it; ``pagesight check --store S`` reports
+    every problem (:meth:`pagesight.retrieval.store.PageStore.check`).
+    """
+
+
+class StoreAuthenticationError(StoreError):
+    """A Chroma server (or the proxy in front of it) refused the credentials: HTTP 401, 403 or 407.
+
+    Pass the header the server expects (``PageStore(url=..., headers={"Authorization": "Bearer
+    TOKEN"})``, ``--chroma-header``) or Chroma's own ``CHROMA_CLIENT_AUTH_*`` settings.
+    """

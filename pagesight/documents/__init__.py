@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+from pagesight.documents._common import source_name
 from pagesight.documents.folder import expand_sources, load_folder
 from pagesight.documents.html import html_to_paragraphs, load_html_bytes, split_into_pages
 from pagesight.documents.images import DEFAULT_MAX_PIXELS, load_image, load_image_bytes
@@ -43,5 +44,6 @@ __all__ = [
     "page_id",
     "sha256_bytes",
     "sha256_file",
+    "source_name",
     "split_into_pages",
 ]

@@ -1,19 +1,39 @@
-"""Helpers the loaders share: path checks, staging folders, atomic writes, text clean-up."""
+"""Helpers the loaders share: source names, the OS-error boundary, limits, path checks, staging
+folders, atomic writes, text clean-up."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
 import re
+import stat
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from pagesight.errors import DocumentLoadError, EmptyDocumentError, SourceNotFoundError
+from pagesight.errors import (
+    ConfigurationError,
+    DocumentLoadError,
+    EmptyDocumentError,
+    SourceNotFoundError,
+    UnsupportedSourceError,
+)
 
 __all__ = [
+    "DEFAULT_MAX_PAGES",
+    "DEFAULT_MAX_CHARS_PER_PAGE",
+    "source_name",
+    "is_storable_name",
+    "printable_name",
+    "reading",
+    "os_error",
+    "describe_os_error",
+    "check_limits",
+    "too_many_pages",
     "check_file",
     "staging_dir",
     "atomic_write",
@@ -38,23 +58,187 @@ _DROP_AND_EXPAND = str.maketrans(
 )
 
 
+# --------------------------------------------------------------------------- source names
+
+
+def is_storable_name(name: str) -> bool:
+    """True when ``name`` is valid Unicode text (no lone surrogates), so UTF-8 stores can hold it.
+
+    Python decodes a file name that is not valid UTF-8 with ``surrogateescape`` (``b'caf\\xe9'`` becomes
+    ``'caf\\udce9'``); such a string cannot be written to Chroma, JSON or a web page as text.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_name(name: str) -> str:
+    """``name`` with bytes that are not UTF-8 shown as ``\\xNN`` (what an error message prints)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace") if not is_storable_name(name) else name
+
+
+def source_name(source: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
+    """The name a source is stored, filtered, listed and deleted under: its path or URL as given.
+
+    This is the one place that decides how source names travel: a name is kept exactly as given
+    (``os.fspath``; bytes are decoded with :func:`os.fsdecode`) and must be valid Unicode. A file
+    name whose bytes are not UTF-8 (a Latin-1 ``café.pdf`` from an old archive, say) is refused
+    rather than stored in an escaped form, because every consumer of the name (Chroma metadata
+    filters, ``pagesight sources`` / ``delete``, citations, JSON, the web app) needs real text,
+    and one reversible escape would change the stored form of names that use its escape character.
+
+    Example:
+        >>> source_name("docs/café.pdf")
+        'docs/café.pdf'
+
+    Raises:
+        UnsupportedSourceError: the name is not valid UTF-8 (the message says how to rename it).
+    """
+    text = os.fsdecode(source)
+    if is_storable_name(text):
+        return text
+    raise UnsupportedSourceError(
+        printable_name(text),
+        "the name is not valid UTF-8 (probably Latin-1 or another legacy encoding); pagesight keeps "
+        "source names as UTF-8 text. Rename it to UTF-8, e.g. `convmv -f latin1 -t utf-8 --notest "
+        "FILE` (or `mv`), then index it again",
+    )
+
+
+# --------------------------------------------------------------------------- the OS-error boundary
+
+_OS_ADVICE: dict[int, str] = {
+    errno.EACCES: "permission denied; give your user read access (chmod u+r for a file, u+rx for a "
+    "folder and each folder above it) or index as a user who can read it",
+    errno.EPERM: "operation not permitted; check the file's permissions and attributes",
+    errno.EISDIR: "is a folder where a file was expected; pass the folder itself to index its files",
+    errno.ENOTDIR: "a part of the path is not a folder; check the path",
+    errno.ELOOP: "too many levels of symbolic links (a symlink loop?); fix or remove the link",
+    errno.ENAMETOOLONG: "the path or one of its names is too long for the file system; move the "
+    "file to a shorter path or rename it",
+    errno.EIO: "input/output error (a failing disk, or a network mount that went away); copy the "
+    "file somewhere else and index the copy",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) and try again",
+    errno.ENFILE: "too many open files on the system; try again later",
+    errno.ENXIO: "not a regular file (a socket or device); index regular files only",
+    errno.ENODEV: "not a regular file (a device); index regular files only",
+}
+
+
+def os_error(source: str, error: OSError) -> DocumentLoadError:
+    """The :class:`DocumentLoadError` for an OS error met while reading ``source``.
+
+    The message names the path and what to do; a missing path is a :class:`SourceNotFoundError`.
+    """
+    name = printable_name(source)
+    if isinstance(error, FileNotFoundError) or error.errno == errno.ENOENT:
+        missing = printable_name(os.fsdecode(error.filename)) if error.filename else name
+        where = f" ({missing})" if missing not in (name, os.fspath(Path(name))) else ""
+        return SourceNotFoundError(name, f"no such file or folder{where}; check the path (or the link)")
+    return DocumentLoadError(name, describe_os_error(error))
+
+
+def describe_os_error(error: OSError) -> str:
+    """What went wrong and what to do, for an OS error met while reading a source (no path)."""
+    if isinstance(error, FileNotFoundError) or error.errno == errno.ENOENT:
+        return "no such file or folder; check the path (or the link)"
+    code = errno.errorcode.get(error.errno or 0, type(error).__name__)
+    advice = _OS_ADVICE.get(error.errno or 0)
+    if advice is None:
+        advice = f"cannot read it: {error.strerror or error}; check the file"
+    return f"{advice} [{code}]"
+
+
+@contextlib.contextmanager
+def reading(source: str) -> Iterator[None]:
+    """Translate any :class:`OSError` raised inside the block into :class:`DocumentLoadError`.
+
+    Every loader and the folder walk read the file system inside this block, so a permission
+    problem, a symlink loop or an over-long path reaches the caller as a typed error naming the
+    path (see :func:`os_error`), never as a raw ``PermissionError``.
+
+    Example:
+        >>> with reading("scan.png"):  # doctest: +SKIP
+        ...     data = open("scan.png", "rb").read()
+    """
+    try:
+        yield
+    except OSError as e:
+        raise os_error(source, e) from e
+
+
+# --------------------------------------------------------------------------- limits
+
+DEFAULT_MAX_PAGES = 10_000
+"""Most pages a source (PDF, multi-frame image, HTML page) may have before it is refused
+(``max_pages=`` / ``--max-pages`` raises it)."""
+
+DEFAULT_MAX_CHARS_PER_PAGE = 200_000
+"""Longest page text kept; longer text is cut with a warning (``max_chars_per_page=`` raises it)."""
+
+
+def check_limits(**limits: int | None) -> None:
+    """Check that each given limit (``max_pages=...``) is a whole number of at least 1.
+
+    Raises:
+        ConfigurationError: naming the keyword.
+    """
+    for name, value in limits.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"`{name}` must be a whole number of at least 1, got {value!r}")
+
+
+def too_many_pages(
+    source: str, what: str, count: int | None, limit: int, *, unit: str = "pages"
+) -> DocumentLoadError:
+    """The refusal of a source with more pages than ``max_pages``.
+
+    Args:
+        source: the source's name.
+        what: what the pages are, e.g. ``"the PDF has"``, ``"the TIFF has"``.
+        count: the page count when it is known up front; ``None`` says "more than ``limit``".
+        limit: the ``max_pages`` in force.
+        unit: what a page is, when ``count`` is ``None`` (``"pages of about 3,000 characters"``).
+    """
+    if count is None:
+        return DocumentLoadError(
+            source,
+            f"{what} more than max_pages={limit:,} {unit} (--max-pages {limit}); reading stopped "
+            "there. If you mean to index it, raise the limit (--max-pages / max_pages=)",
+        )
+    return DocumentLoadError(
+        source,
+        f"{what} {count:,} pages, more than the limit of max_pages={limit:,} (--max-pages {limit}); "
+        f"if you mean to index it, raise the limit (max_pages={count}, --max-pages {count})",
+    )
+
+
+# --------------------------------------------------------------------------- files
+
+
 def check_file(path: str | os.PathLike[str], source: str) -> Path:
     """Return ``path`` as a :class:`Path` after checking it is a readable, non-empty file.
 
     Raises:
         SourceNotFoundError: nothing exists at ``path``.
-        DocumentLoadError: ``path`` is a directory or cannot be read.
+        DocumentLoadError: ``path`` is a directory, not a regular file (a FIFO, socket or device)
+            or cannot be read (any OS error, see :func:`reading`).
         EmptyDocumentError: the file has zero bytes.
     """
     p = Path(path)
-    try:
+    with reading(source):
         st = p.stat()
-    except FileNotFoundError as e:
-        raise SourceNotFoundError(source, "no such file; check the path") from e
-    except OSError as e:
-        raise DocumentLoadError(source, f"cannot read the file: {e.strerror or e}") from e
-    if p.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise DocumentLoadError(source, "is a directory; pass the folder to load_folder / pagesight index")
+    if not stat.S_ISREG(st.st_mode):
+        # opening a FIFO would wait for a writer forever, and a device never ends
+        raise DocumentLoadError(
+            source, "is not a regular file (a FIFO, socket or device); index regular files only"
+        )
     if st.st_size == 0:
         raise EmptyDocumentError(source, "the file is empty (0 bytes)")
     if not os.access(p, os.R_OK):

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import codecs
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
+from pagesight.documents._common import (
+    DEFAULT_MAX_CHARS_PER_PAGE,
+    DEFAULT_MAX_PAGES,
+    check_limits,
+    too_many_pages,
+)
 from pagesight.documents.page import Page, sha256_bytes
 from pagesight.errors import ConfigurationError, EmptyDocumentError
 
@@ -94,6 +101,11 @@ _VOID = frozenset(
 _WS = re.compile(r"\s+")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
+_FEED = 1 << 18  # characters handed to the parser at a time, so an over-long page stops early
+
+
+class _OverBudget(Exception):
+    """The page's text already holds more characters than ``max_pages`` pages can."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +126,8 @@ class _Extractor(HTMLParser):
         self.buffer: list[str] = []
         self.buffer_heading = False
         self.paragraphs: list[_Para] = []
+        self.chars = 0  # characters in ``paragraphs``
+        self.title_chars = 0
 
     def flush(self) -> None:
         text = "".join(self.buffer)
@@ -122,6 +136,7 @@ class _Extractor(HTMLParser):
         text = "\n".join(line for line in lines if line) if not self.pre else "\n".join(lines).strip("\n")
         if text.strip():
             self.paragraphs.append(_Para(text, self.buffer_heading))
+            self.chars += len(text)
         self.buffer_heading = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -171,6 +186,7 @@ class _Extractor(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self.in_title:
             self.title.append(data)
+            self.title_chars += len(data)
         elif not self.skipping:
             self.buffer.append(data if self.pre else _WS.sub(" ", data))
             if self.heading:
@@ -209,17 +225,23 @@ def decode_html(data: bytes, charset: str | None = None) -> str:
     return data.decode("utf-8", errors="replace")  # pragma: no cover - utf-8 always exists
 
 
-def _paragraphs(html: str, *, drop_chrome: bool) -> tuple[str, list[_Para]]:
+def _paragraphs(html: str, *, drop_chrome: bool, budget: int | None) -> tuple[str, list[_Para]]:
     parser = _Extractor(drop_chrome=drop_chrome)
-    parser.feed(html)
+    for start in range(0, len(html), _FEED):
+        parser.feed(html[start : start + _FEED])
+        if budget is not None and max(parser.chars, parser.title_chars) > budget:
+            raise _OverBudget
     parser.close()
+    if budget is not None and max(parser.chars, parser.title_chars) > budget:
+        raise _OverBudget
     return _WS.sub(" ", "".join(parser.title)).strip(), parser.paragraphs
 
 
-def _extract(html: str) -> list[_Para]:
-    title, paras = _paragraphs(html, drop_chrome=True)
+def _extract(html: str, budget: int | None = None) -> list[_Para]:
+    """The page's paragraphs; :class:`_OverBudget` as soon as they hold more than ``budget`` characters."""
+    title, paras = _paragraphs(html, drop_chrome=True, budget=budget)
     if not paras:  # an unclosed <header> or a page made only of chrome: keep the chrome rather than nothing
-        title, paras = _paragraphs(html, drop_chrome=False)
+        title, paras = _paragraphs(html, drop_chrome=False, budget=budget)
     if title and not (paras and paras[0].text == title):
         paras.insert(0, _Para(title, True))
     return paras
@@ -259,7 +281,11 @@ def _split_long(text: str, max_chars: int) -> list[str]:
 
 
 def _split(paragraphs: list[_Para], max_chars: int) -> list[str]:
-    pages: list[list[_Para]] = []
+    return list(_iter_split(paragraphs, max_chars))
+
+
+def _iter_split(paragraphs: list[_Para], max_chars: int) -> Iterator[str]:
+    """Yield pages one at a time, so a caller can stop at a page limit."""
     current: list[_Para] = []
     size = 0
     for para in paragraphs:
@@ -274,16 +300,18 @@ def _split(paragraphs: list[_Para], max_chars: int) -> list[str]:
                 carried: list[_Para] = []
                 while current and current[-1].heading:  # a heading belongs with what follows it
                     carried.insert(0, current.pop())
+                if sum(len(p.text) + 2 for p in carried) + len(unit.text) > max_chars:
+                    current += carried  # ... unless they do not fit together: no page over max_chars
+                    carried = []
                 if current:
-                    pages.append(current)
+                    yield "\n\n".join(p.text for p in current)
                 current = carried
                 size = sum(len(p.text) for p in current) + 2 * max(0, len(current) - 1)
                 extra = len(unit.text) + (2 if current else 0)
             current.append(unit)
             size += extra
     if current:
-        pages.append(current)
-    return ["\n\n".join(p.text for p in page) for page in pages]
+        yield "\n\n".join(p.text for p in current)
 
 
 def split_into_pages(paragraphs: list[str], max_chars: int = 3000) -> list[str]:
@@ -299,7 +327,13 @@ def split_into_pages(paragraphs: list[str], max_chars: int = 3000) -> list[str]:
 
 
 def load_html_bytes(
-    data: bytes, *, source: str, charset: str | None = None, page_chars: int = 3000
+    data: bytes,
+    *,
+    source: str,
+    charset: str | None = None,
+    page_chars: int = 3000,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE,
 ) -> Iterator[Page]:
     """Turn an HTML document into text pages (``image=None``, size 0×0).
 
@@ -308,13 +342,38 @@ def load_html_bytes(
         source: the name pages carry (the URL).
         charset: the encoding the server declared, if any.
         page_chars: about how many characters per page; pages break between paragraphs.
+        max_pages: refuse a document that makes more pages than this. Parsing stops as soon as
+            the text holds more characters than that many pages can, so a huge page costs little.
+        max_chars_per_page: cut a page's text to this many characters (with a warning); matters
+            only when it is below ``page_chars``.
 
     Raises:
         EmptyDocumentError: no readable text (a page that builds its content with JavaScript, say).
+        DocumentLoadError: more pages than ``max_pages``.
     """
     if page_chars < 100:
         raise ConfigurationError(f"`html_page_chars` must be at least 100, got {page_chars}")
-    pages = _split(_extract(decode_html(data, charset)), page_chars)
+    check_limits(max_pages=max_pages, max_chars_per_page=max_chars_per_page)
+    # No page holds more than page_chars characters of paragraph text, so more text than this
+    # cannot fit in max_pages pages: stop parsing there.
+    budget = page_chars * max_pages
+    what, unit = "the HTML page makes", f"pages of about {page_chars:,} characters"
+    try:
+        paragraphs = _extract(decode_html(data, charset), budget)
+    except _OverBudget:
+        raise too_many_pages(source, what, None, max_pages, unit=unit) from None
+    pages: list[str] = []
+    for text in _iter_split(paragraphs, page_chars):
+        if len(pages) == max_pages:
+            raise too_many_pages(source, what, None, max_pages, unit=unit)
+        if len(text) > max_chars_per_page:
+            warnings.warn(
+                f"{source} page {len(pages) + 1}: text of {len(text):,} characters cut to "
+                f"max_chars_per_page={max_chars_per_page:,}; raise the limit to keep it all",
+                stacklevel=2,
+            )
+            text = text[:max_chars_per_page]
+        pages.append(text)
     if not pages:
         raise EmptyDocumentError(
             source, "the HTML page has no readable text (is its content built by JavaScript?)"

@@ -10,11 +10,21 @@ import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pagesight.documents._common import atomic_write, check_file, staging_dir
+from pagesight.documents._common import (
+    DEFAULT_MAX_PAGES,
+    atomic_write,
+    check_file,
+    check_limits,
+    os_error,
+    reading,
+    staging_dir,
+    too_many_pages,
+)
+from pagesight.documents.ocr import OcrJob, OcrMode, OcrOptions, Region, ocr_options, ocr_stage
 from pagesight.documents.page import Page, page_id, sha256_bytes, sha256_file
 from pagesight.errors import (
     ConfigurationError,
@@ -60,6 +70,9 @@ def load_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     image_dir: str | os.PathLike[str] | None = None,
     source: str | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    ocr: OcrMode | OcrOptions = "auto",
+    **ocr_keywords: Any,
 ) -> Iterator[Page]:
     """Load an image file as pages (one per image; one per frame of a multi-page TIFF).
 
@@ -77,16 +90,28 @@ def load_image(
             before decoding. Pillow's ``Image.MAX_IMAGE_PIXELS`` guard also applies.
         image_dir: folder for the PNGs (``<content_hash[:32]>-p<N>.png``); ``None`` makes a temporary one.
         source: the name pages carry in ``Page.source``; defaults to ``str(path)``.
+        max_pages: refuse a multi-page TIFF with more frames than this (read from the file before
+            any frame is decoded).
+        ocr: ``"auto"`` or ``"always"`` (an image has no text layer, so both OCR every page when an
+            engine is installed) or ``"never"``; see :func:`~pagesight.documents.load_pdf` for the
+            ``ocr_*`` keywords.
+        **ocr_keywords: ``ocr_lang``, ``ocr_engine``, ``ocr_cache``, ... (see
+            :func:`~pagesight.documents.ocr.ocr_options`).
 
     Raises:
         SourceNotFoundError: the path does not exist.
         EmptyDocumentError: the file is empty.
         ImageTooLargeError: an image exceeds ``max_pixels`` (a possible decompression bomb).
-        DocumentLoadError: not an image in a supported format, or the pixel data is damaged.
+        DocumentLoadError: not an image in a supported format, the pixel data is damaged, more
+            frames than ``max_pages``, or an OS error reading the file (naming it).
     """
     src = str(path) if source is None else source
     file = check_file(path, src)
-    return _load(file, src, sha256_file(file), max_pixels=max_pixels, image_dir=image_dir)
+    with reading(src):
+        content_hash = sha256_file(file)
+    stage = ocr_stage(ocr_options(ocr, **ocr_keywords), src)
+    pages = _load(file, src, content_hash, max_pixels=max_pixels, image_dir=image_dir, max_pages=max_pages)
+    return stage(image_ocr_jobs(pages, stage.options))
 
 
 def load_image_bytes(
@@ -95,6 +120,9 @@ def load_image_bytes(
     source: str,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     image_dir: str | os.PathLike[str] | None = None,
+    max_pages: int = DEFAULT_MAX_PAGES,
+    ocr: OcrMode | OcrOptions = "auto",
+    **ocr_keywords: Any,
 ) -> Iterator[Page]:
     """Load an image held in memory (a downloaded body, say); see :func:`load_image`.
 
@@ -103,10 +131,22 @@ def load_image_bytes(
         source: the name pages carry (the URL, for downloads).
         max_pixels: see :func:`load_image`.
         image_dir: see :func:`load_image`.
+        max_pages: see :func:`load_image`.
+        ocr: see :func:`load_image`.
+        **ocr_keywords: see :func:`load_image`.
     """
     if not data:
         raise EmptyDocumentError(source, "the image is empty (0 bytes)")
-    return _load(io.BytesIO(data), source, sha256_bytes(data), max_pixels=max_pixels, image_dir=image_dir)
+    stage = ocr_stage(ocr_options(ocr, **ocr_keywords), source)
+    pages = _load(
+        io.BytesIO(data),
+        source,
+        sha256_bytes(data),
+        max_pixels=max_pixels,
+        image_dir=image_dir,
+        max_pages=max_pages,
+    )
+    return stage(image_ocr_jobs(pages, stage.options))
 
 
 def _too_large(source: str, width: int, height: int, limit: int, frame: int | None) -> ImageTooLargeError:
@@ -138,7 +178,28 @@ def _open(fp: Path | IO[bytes], source: str, max_pixels: int) -> Image.Image:
             source, "not an image pagesight reads (supported: PNG, JPEG, TIFF, WebP); check the file"
         ) from e
     except OSError as e:
+        if e.errno is not None:  # from the file system (permission denied, ...), not from Pillow
+            raise os_error(source, e) from e
         raise DocumentLoadError(source, f"cannot read the image: {e}") from e
+    except Exception as e:  # Pillow lets ValueError (huge text chunks), SyntaxError, ... escape
+        raise _damaged(source, e, None) from e
+
+
+def _damaged(source: str, error: Exception, page: int | None) -> DocumentLoadError:
+    """The typed error for an exception Pillow raised while reading ``source``."""
+    text = str(error).lower()
+    if isinstance(error, ValueError) and ("decompressed data too large" in text or "text chunks" in text):
+        from PIL import PngImagePlugin
+
+        return ImageTooLargeError(
+            source,
+            "its text chunks (zTXt/iTXt) inflate beyond Pillow's limits of "
+            f"{PngImagePlugin.MAX_TEXT_CHUNK:,} bytes a chunk and {PngImagePlugin.MAX_TEXT_MEMORY:,} "
+            "in all (a possible decompression bomb); if you trust the file, strip its metadata "
+            "(e.g. `mogrify -strip`) or raise PIL.PngImagePlugin.MAX_TEXT_CHUNK / MAX_TEXT_MEMORY",
+            page=page,
+        )
+    return DocumentLoadError(source, f"the image data is damaged: {type(error).__name__}: {error}", page=page)
 
 
 def _load(
@@ -148,12 +209,16 @@ def _load(
     *,
     max_pixels: int,
     image_dir: str | os.PathLike[str] | None,
+    max_pages: int = DEFAULT_MAX_PAGES,
 ) -> Iterator[Page]:
     if max_pixels < 1:
         raise ConfigurationError(f"`max_pixels` must be at least 1, got {max_pixels}")
+    check_limits(max_pages=max_pages)
     im = _open(fp, source, max_pixels)
     try:
         frames = int(getattr(im, "n_frames", 1)) if im.format == "TIFF" else 1
+        if frames > max_pages:  # n_frames comes from the file's directory: nothing decoded yet
+            raise too_many_pages(source, f"the {im.format} has", frames, max_pages)
         for i in range(frames):
             if frames > 1:
                 im.seek(i)
@@ -168,7 +233,7 @@ def _load(
         raise
     except Exception as e:
         im.close()
-        raise DocumentLoadError(source, f"cannot read the image: {e}") from e
+        raise _damaged(source, e, None) from e
     return _frames(im, frames, source, content_hash, out_dir)
 
 
@@ -189,12 +254,17 @@ def _frames(im: Image.Image, frames: int, source: str, content_hash: str, out_di
                     f"{e}; raise max_pixels= and PIL.Image.MAX_IMAGE_PIXELS if you trust the file",
                     page=number if frames > 1 else None,
                 ) from e
+            except OSError as e:
+                if e.errno is not None:  # writing the page image failed: not the source's fault
+                    raise DocumentLoadError(
+                        source,
+                        f"cannot write its page image into {out_dir}: {e.strerror or e}; check that "
+                        "folder's free space and permissions",
+                        page=number if frames > 1 else None,
+                    ) from e
+                raise _damaged(source, e, number if frames > 1 else None) from e
             except Exception as e:
-                raise DocumentLoadError(
-                    source,
-                    f"the image data is damaged: {type(e).__name__}: {e}",
-                    page=number if frames > 1 else None,
-                ) from e
+                raise _damaged(source, e, number if frames > 1 else None) from e
             yield Page(
                 source=source,
                 page=number,
@@ -204,6 +274,20 @@ def _frames(im: Image.Image, frames: int, source: str, content_hash: str, out_di
                 height=rgb.height,
                 content_hash=content_hash,
             )
+
+
+def image_ocr_jobs(pages: Iterator[Page], options: OcrOptions) -> Iterator[OcrJob]:
+    """An image page has no text layer: unless OCR is off, its whole image is OCR'd."""
+    try:
+        for page in pages:
+            if options.mode == "never" or page.image is None:
+                yield OcrJob(page)
+            elif options.engine is None:
+                yield OcrJob(page, (), True)  # nothing installed: the stage warns once
+            else:
+                yield OcrJob(page, (Region("page", Image.open(page.image), 1.0),), True)
+    finally:
+        pages.close()  # type: ignore[attr-defined]
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 __all__ = ["Page", "page_id", "sha256_file", "sha256_bytes"]
 
@@ -23,6 +24,9 @@ class Page:
         width: rendered width in pixels (0 without an image).
         height: rendered height in pixels (0 without an image).
         content_hash: SHA-256 hex digest of the source's bytes; with ``page`` it makes the page's id.
+        text_source: where ``text`` came from: ``"layer"`` (the document's own text, or none),
+            ``"ocr"`` (OCR of the page image) or ``"both"`` (text layer plus OCR of its raster figures,
+            or of a page whose layer was too thin).
     """
 
     source: str
@@ -32,6 +36,7 @@ class Page:
     width: int
     height: int
     content_hash: str
+    text_source: Literal["layer", "ocr", "both"] = "layer"
 
     @property
     def id(self) -> str:

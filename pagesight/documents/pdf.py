@@ -31,8 +31,29 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol, cast
 
 from pagesight._deps import require
-from pagesight.documents._common import atomic_write, check_file, normalize_text, pixels_at_dpi, staging_dir
+from pagesight.documents._common import (
+    DEFAULT_MAX_CHARS_PER_PAGE,
+    DEFAULT_MAX_PAGES,
+    atomic_write,
+    check_file,
+    check_limits,
+    normalize_text,
+    pixels_at_dpi,
+    reading,
+    staging_dir,
+    too_many_pages,
+)
 from pagesight.documents.images import DEFAULT_MAX_PIXELS
+from pagesight.documents.ocr import (
+    OCR_FIGURE_MIN_FRACTION,
+    OcrJob,
+    OcrMode,
+    OcrOptions,
+    Region,
+    needs_ocr,
+    ocr_options,
+    ocr_stage,
+)
 from pagesight.documents.page import Page, page_id, sha256_bytes, sha256_file
 from pagesight.errors import (
     ConfigurationError,
@@ -59,12 +80,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Renderer = Literal["pymupdf", "pdfium"]
-
-DEFAULT_MAX_PAGES = 10_000
-"""Most pages a PDF may have before it is refused (``max_pages=`` raises it)."""
-
-DEFAULT_MAX_CHARS_PER_PAGE = 200_000
-"""Longest page text kept; longer text is cut with a warning (``max_chars_per_page=`` raises it)."""
 
 # Neither MuPDF (through PyMuPDF) nor PDFium may be called from two threads at once; pages of
 # different documents may be rendered from different threads, so every call goes through a lock.
@@ -94,6 +109,8 @@ def load_pdf(
     max_pages: int = DEFAULT_MAX_PAGES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE,
+    ocr: OcrMode | OcrOptions = "auto",
+    **ocr_keywords: Any,
 ) -> Iterator[Page]:
     """Load a PDF file as pages, rendering one page at a time.
 
@@ -121,6 +138,14 @@ def load_pdf(
         max_pages: refuse a PDF with more pages than this (checked before anything is rendered).
         max_pixels: refuse to render a page into more pixels than this at ``dpi``.
         max_chars_per_page: cut a page's text to this many characters (with a warning).
+        ocr: ``"auto"`` (default) OCRs pages whose text layer is missing or too thin
+            (:func:`~pagesight.documents.ocr.needs_ocr`) and large raster figures on the others;
+            ``"always"`` OCRs every page; ``"never"`` none. An :class:`~pagesight.documents.ocr.OcrOptions`
+            is taken as is.
+        **ocr_keywords: ``ocr_lang`` (Tesseract languages, ``"deu+eng"``), ``ocr_engine``
+            (``"auto"``, ``"tesseract"``, ``"rapidocr"`` or an engine), ``ocr_figures`` (``False``:
+            no figure OCR), ``ocr_dpi`` (default 150), ``ocr_cache`` (a folder), ``ocr_workers``,
+            ``ocr_progress`` (see :func:`~pagesight.documents.ocr.ocr_options`).
 
     Returns:
         An iterator of :class:`Page`, page numbers 1-based.
@@ -141,13 +166,26 @@ def load_pdf(
     _check_limits(max_pages, max_pixels, max_chars_per_page)
     name = _pick_renderer(renderer)
     file = check_file(path, src)
-    with open(file, "rb") as f:
-        head = f.read(_HEADER_WINDOW)
-    _check_header(head, src)
-    content_hash = sha256_file(file)
+    with reading(src):
+        with open(file, "rb") as f:
+            head = f.read(_HEADER_WINDOW)
+        _check_header(head, src)
+        content_hash = sha256_file(file)
+    stage = ocr_stage(ocr_options(ocr, **ocr_keywords), src)
     backend = _open(name, file, src, password, max_pages)
     limits = _Limits(max_pixels, max_chars_per_page)
-    return _prepare(backend, src, content_hash, dpi=dpi, image_dir=image_dir, render=render, limits=limits)
+    return stage(
+        _prepare(
+            backend,
+            src,
+            content_hash,
+            dpi=dpi,
+            image_dir=image_dir,
+            render=render,
+            limits=limits,
+            ocr=stage.options,
+        )
+    )
 
 
 def load_pdf_bytes(
@@ -162,6 +200,8 @@ def load_pdf_bytes(
     max_pages: int = DEFAULT_MAX_PAGES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE,
+    ocr: OcrMode | OcrOptions = "auto",
+    **ocr_keywords: Any,
 ) -> Iterator[Page]:
     """Load a PDF held in memory (a downloaded body, say); same checks and output as :func:`load_pdf`.
 
@@ -176,6 +216,8 @@ def load_pdf_bytes(
         max_pages: see :func:`load_pdf`.
         max_pixels: see :func:`load_pdf`.
         max_chars_per_page: see :func:`load_pdf`.
+        ocr: see :func:`load_pdf`.
+        **ocr_keywords: see :func:`load_pdf`.
 
     Returns:
         An iterator of :class:`Page`; ``content_hash`` is the SHA-256 of ``data``.
@@ -186,10 +228,20 @@ def load_pdf_bytes(
     if not data:
         raise EmptyDocumentError(source, "the document is empty (0 bytes)")
     _check_header(data, source)
+    stage = ocr_stage(ocr_options(ocr, **ocr_keywords), source)
     backend = _open(name, bytes(data), source, password, max_pages)
     limits = _Limits(max_pixels, max_chars_per_page)
-    return _prepare(
-        backend, source, sha256_bytes(data), dpi=dpi, image_dir=image_dir, render=render, limits=limits
+    return stage(
+        _prepare(
+            backend,
+            source,
+            sha256_bytes(data),
+            dpi=dpi,
+            image_dir=image_dir,
+            render=render,
+            limits=limits,
+            ocr=stage.options,
+        )
     )
 
 
@@ -207,13 +259,7 @@ class _Limits(NamedTuple):
 
 
 def _check_limits(max_pages: int, max_pixels: int, max_chars_per_page: int) -> None:
-    for name, value in (
-        ("max_pages", max_pages),
-        ("max_pixels", max_pixels),
-        ("max_chars_per_page", max_chars_per_page),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigurationError(f"`{name}` must be a whole number of at least 1, got {value!r}")
+    check_limits(max_pages=max_pages, max_pixels=max_pixels, max_chars_per_page=max_chars_per_page)
 
 
 def _check_header(head: bytes, source: str) -> None:
@@ -263,6 +309,8 @@ class _Backend(Protocol):
     def size_points(self, index: int) -> tuple[float, float]: ...
     def text(self, index: int) -> str: ...
     def render_png(self, index: int, dpi: float, dest: Path) -> tuple[int, int]: ...
+    def render_gray(self, index: int, dpi: float) -> Any: ...
+    def image_rects(self, index: int) -> list[tuple[float, float, float, float]]: ...
     def close(self) -> None: ...
 
 
@@ -298,6 +346,25 @@ class _MuPDF:
         png = pix.tobytes("png")
         atomic_write(dest, lambda f: f.write(png))
         return int(pix.width), int(pix.height)
+
+    def render_gray(self, index: int, dpi: float) -> Any:
+        from PIL import Image
+
+        pymupdf = require("pymupdf", "pdf")
+        pix = self.doc.load_page(index).get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY, alpha=False)
+        return Image.frombytes("L", (pix.width, pix.height), pix.samples)
+
+    def image_rects(self, index: int) -> list[tuple[float, float, float, float]]:
+        page = self.doc.load_page(index)
+        rect = page.rect
+        out = []
+        for info in page.get_image_info():
+            x0, y0, x1, y1 = info["bbox"]
+            x0, y0 = max(x0, rect.x0), max(y0, rect.y0)
+            x1, y1 = min(x1, rect.x1), min(y1, rect.y1)
+            if x1 > x0 and y1 > y0:
+                out.append((x0 - rect.x0, y0 - rect.y0, x1 - rect.x0, y1 - rect.y0))
+        return out
 
     def close(self) -> None:
         self.doc.close()
@@ -354,6 +421,29 @@ class _Pdfium:
             page.close()
         atomic_write(dest, lambda f: image.save(f, format="PNG", compress_level=3))
         return image.width, image.height
+
+    def render_gray(self, index: int, dpi: float) -> Any:
+        page = self.doc[index]
+        try:
+            bitmap = page.render(scale=dpi / 72.0 * (1 - 1e-7), grayscale=True)
+            image = bitmap.to_pil().convert("L")
+            bitmap.close()
+        finally:
+            page.close()
+        return image
+
+    def image_rects(self, index: int) -> list[tuple[float, float, float, float]]:
+        page = self.doc[index]
+        try:
+            _, height = page.get_size()
+            out = []
+            for obj in page.get_objects(filter=[self.raw.FPDF_PAGEOBJ_IMAGE], max_depth=3):
+                left, bottom, right, top = obj.get_bounds()
+                if right > left and top > bottom:
+                    out.append((float(left), float(height - top), float(right), float(height - bottom)))
+            return out
+        finally:
+            page.close()
 
     def close(self) -> None:
         self.doc.close()
@@ -435,11 +525,7 @@ def _check_document(backend: _Backend, source: str, max_pages: int) -> None:
     if n == 0:
         raise EmptyDocumentError(source, "the PDF has no pages")
     if n > max_pages:
-        raise DocumentLoadError(
-            source,
-            f"the PDF has {n:,} pages, more than the limit of max_pages={max_pages:,}; "
-            f"if you mean to index it, raise the limit (max_pages={n})",
-        )
+        raise too_many_pages(source, "the PDF has", n, max_pages)
     if not backend.was_repaired():
         return
     blank = [i + 1 for i in range(n) if not backend.has_content(i)]
@@ -475,18 +561,26 @@ def _prepare(
     image_dir: str | os.PathLike[str] | None,
     render: bool,
     limits: _Limits,
-) -> Iterator[Page]:
+    ocr: OcrOptions,
+) -> Iterator[OcrJob]:
     try:
         out_dir = staging_dir(image_dir) if render else None
     except OSError as e:
         backend.close()
         raise DocumentLoadError(source, f"cannot create the image folder {image_dir}: {e}") from e
-    return _pages(backend, source, content_hash, dpi=dpi, out_dir=out_dir, limits=limits)
+    return _pages(backend, source, content_hash, dpi=dpi, out_dir=out_dir, limits=limits, ocr=ocr)
 
 
 def _pages(
-    backend: _Backend, source: str, content_hash: str, *, dpi: float, out_dir: Path | None, limits: _Limits
-) -> Iterator[Page]:
+    backend: _Backend,
+    source: str,
+    content_hash: str,
+    *,
+    dpi: float,
+    out_dir: Path | None,
+    limits: _Limits,
+    ocr: OcrOptions,
+) -> Iterator[OcrJob]:
     lock = _LOCKS["pymupdf" if backend.renderer == "pymupdf" else "pdfium"]
     try:
         with lock:
@@ -504,6 +598,7 @@ def _pages(
                         _check_pixels(source, number, width, height, dpi, limits.max_pixels)
                         image = out_dir / f"{page_id(content_hash, number)}.png"
                         width, height = backend.render_png(index, dpi, image)
+                    needed, regions = _ocr_regions(backend, index, text, (w_pt, h_pt), width, ocr, limits)
             except PagesightError:
                 raise
             except Exception as e:
@@ -520,11 +615,11 @@ def _pages(
                     stacklevel=2,
                 )
                 text = text[: limits.max_chars_per_page]
-            if not text:
+            if not text and ocr.mode == "never":
                 warnings.warn(
                     f"{source} page {number} has no text layer; indexed as image only", stacklevel=2
                 )
-            yield Page(
+            page = Page(
                 source=source,
                 page=number,
                 text=text,
@@ -533,9 +628,56 @@ def _pages(
                 height=height,
                 content_hash=content_hash,
             )
+            yield OcrJob(page, regions, needed)
     finally:
         with lock:
             backend.close()
+
+
+def _ocr_regions(
+    backend: _Backend,
+    index: int,
+    text: str,
+    size_pt: tuple[float, float],
+    width: int,
+    ocr: OcrOptions,
+    limits: _Limits,
+) -> tuple[bool, tuple[Region, ...]]:
+    """Whether the page needs OCR, and the images to OCR: the whole page, or its large raster figures."""
+    if ocr.mode == "never":
+        return False, ()
+    w_pt, h_pt = size_pt
+    rects = backend.image_rects(index)
+    page_area = max(w_pt * h_pt, 1e-6)
+    coverage = min(1.0, sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in rects) / page_area)
+    needed = ocr.mode == "always" or needs_ocr(text, w_pt, h_pt, coverage)
+    if ocr.engine is None:  # nothing installed: the stage reports the pages that needed OCR
+        return needed, ()
+    # OCR resolution, lowered when the page is so large that it would exceed the pixel limit
+    dpi = min(ocr.dpi, 72.0 * (limits.max_pixels / page_area) ** 0.5)
+    k = dpi / 72.0
+    if needed:
+        image = backend.render_gray(index, dpi)
+        return True, (Region("page", image, width / max(image.width, 1)),)
+    if not ocr.figures:
+        return False, ()
+    figures = [
+        r
+        for r in rects
+        if (r[2] - r[0]) * (r[3] - r[1]) >= OCR_FIGURE_MIN_FRACTION * page_area
+        and (r[2] - r[0]) * k >= 64
+        and (r[3] - r[1]) * k >= 24
+    ]
+    if not figures:
+        return False, ()
+    image = backend.render_gray(index, dpi)
+    scale = width / max(image.width, 1)
+    regions = []
+    for x0, y0, x1, y1 in figures:
+        right, bottom = min(image.width, int(x1 * k) + 1), min(image.height, int(y1 * k) + 1)
+        box = (int(x0 * k), int(y0 * k), right, bottom)
+        regions.append(Region("figure", image.crop(box), scale, box[0] * scale, box[1] * scale))
+    return False, tuple(regions)
 
 
 def _check_pixels(source: str, number: int, width: int, height: int, dpi: float, max_pixels: int) -> None:

@@ -6,8 +6,11 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+from pagesight.documents._common import reading, source_name
 from pagesight.documents.images import DEFAULT_MAX_PIXELS, load_image
+from pagesight.documents.ocr import OcrMode, OcrOptions
 from pagesight.documents.page import Page
 from pagesight.documents.pdf import (
     DEFAULT_MAX_CHARS_PER_PAGE,
@@ -61,11 +64,14 @@ def load_source(
     max_pages: int = DEFAULT_MAX_PAGES,
     max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE,
     timeout: float = 20.0,
+    deadline: float = 120.0,
     max_bytes: int = 64 * 2**20,
     max_redirects: int = 5,
     html_page_chars: int = 3000,
     recursive: bool = True,
     allow_private: bool | None = None,
+    ocr: OcrMode | OcrOptions = "auto",
+    **ocr_keywords: Any,
 ) -> Iterator[Page]:
     """Load any supported source: a URL, a PDF, an image file or a folder of them.
 
@@ -84,28 +90,37 @@ def load_source(
         image_dir: folder for page PNGs; ``None`` makes a temporary one.
         render: ``False`` skips rendering PDF pages.
         max_pixels: pixel limit for images and rendered PDF pages.
-        max_pages: PDFs with more pages are refused before any page is rendered.
-        max_chars_per_page: PDF page text beyond this is cut, with a warning.
-        timeout: URL fetch timeout in seconds.
+        max_pages: PDFs, multi-frame images and HTML pages with more pages are refused (PDFs and
+            images before any page is rendered, HTML as soon as the limit is passed).
+        max_chars_per_page: page text beyond this is cut, with a warning.
+        timeout: URLs: seconds to wait to connect and for each read.
+        deadline: URLs: seconds the whole download may take, redirects included.
         max_bytes: largest URL body accepted.
         max_redirects: how many redirects a URL may follow.
         html_page_chars: about how many characters an HTML page's chunk holds.
         recursive: for folders, include sub-folders.
         allow_private: URLs: also fetch private, loopback and link-local addresses (trusted networks
             only); ``None`` reads the ``PAGESIGHT_ALLOW_PRIVATE_URLS`` environment variable.
+        ocr: ``"auto"`` (pages without a usable text layer, images, and raster figures), ``"always"``
+            or ``"never"``; see :func:`~pagesight.documents.load_pdf`.
+        **ocr_keywords: ``ocr_lang``, ``ocr_engine``, ``ocr_figures``, ``ocr_dpi``, ``ocr_cache``,
+            ``ocr_workers``, ``ocr_progress`` (see :func:`~pagesight.documents.ocr.ocr_options`).
 
     Raises:
         SourceNotFoundError: the path does not exist.
-        UnsupportedSourceError: the extension or URL scheme is not supported (the message lists what is).
-        DocumentLoadError: whatever the chosen loader raises.
+        UnsupportedSourceError: the extension or URL scheme is not supported (the message lists what
+            is), or the name is not valid UTF-8 (see :func:`~pagesight.documents._common.source_name`).
+        DocumentLoadError: whatever the chosen loader raises; any OS error reading the source
+            (permission denied, a symlink loop, ...) names the path and what to do.
     """
-    text = os.fspath(source)
+    text = source_name(source)
     if is_url(text):
         from pagesight.documents.url import load_url
 
         return load_url(
             text,
             timeout=timeout,
+            deadline=deadline,
             max_bytes=max_bytes,
             max_redirects=max_redirects,
             dpi=dpi,
@@ -117,11 +132,15 @@ def load_source(
             max_pages=max_pages,
             max_chars_per_page=max_chars_per_page,
             allow_private=allow_private,
+            ocr=ocr,
+            **ocr_keywords,
         )
     if "\x00" in text:
         raise UnsupportedSourceError(text.replace("\x00", "\\x00"), "a path cannot contain a NUL character")
     path = Path(text)
-    if path.is_dir():
+    with reading(text):
+        is_dir = path.is_dir()
+    if is_dir:
         from pagesight.documents.folder import load_folder
 
         return load_folder(
@@ -135,6 +154,8 @@ def load_source(
             max_pixels=max_pixels,
             max_pages=max_pages,
             max_chars_per_page=max_chars_per_page,
+            ocr=ocr,
+            **ocr_keywords,
         )
     suffix = path.suffix.lower()
     if suffix in PDF_EXTENSIONS:
@@ -149,10 +170,22 @@ def load_source(
             max_pages=max_pages,
             max_pixels=max_pixels,
             max_chars_per_page=max_chars_per_page,
+            ocr=ocr,
+            **ocr_keywords,
         )
     if suffix in IMAGE_EXTENSIONS:
-        return load_image(path, max_pixels=max_pixels, image_dir=image_dir, source=text)
-    if not path.exists():
+        return load_image(
+            path,
+            max_pixels=max_pixels,
+            image_dir=image_dir,
+            source=text,
+            max_pages=max_pages,
+            ocr=ocr,
+            **ocr_keywords,
+        )
+    with reading(text):
+        exists = path.exists()
+    if not exists:
         raise SourceNotFoundError(text, "no such file or folder; check the path")
     supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
     raise UnsupportedSourceError(

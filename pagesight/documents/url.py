@@ -6,17 +6,21 @@ as ``application/pdf`` is reported instead of indexed.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import logging
 import os
+import re
 import socket
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, unquote_plus, urljoin, urlsplit
 
 import httpx
 
+from pagesight.documents.content_encoding import accept_encoding, decoding_reader, parse_content_encoding
 from pagesight.documents.html import load_html_bytes
 from pagesight.documents.images import DEFAULT_MAX_PIXELS, load_image_bytes, sniff_image_format
 from pagesight.documents.page import Page
@@ -38,12 +42,15 @@ from pagesight.errors import (
 
 __all__ = [
     "ALLOW_PRIVATE_ENV",
+    "DEFAULT_DEADLINE",
     "METADATA_ADDRESSES",
+    "SECRET_QUERY_PARAMETERS",
     "USER_AGENT",
     "FetchedBody",
     "check_address",
     "fetch_url",
     "load_url",
+    "redact_url",
 ]
 
 logger = logging.getLogger(__name__)
@@ -71,8 +78,8 @@ class FetchedBody:
     """A downloaded response body.
 
     Attributes:
-        url: the URL as the caller gave it.
-        final_url: the URL after redirects.
+        url: the URL as the caller gave it, through :func:`redact_url` (no credentials).
+        final_url: the URL after redirects, redacted the same way.
         media_type: the Content-Type without parameters, lower case (``""`` when absent).
         charset: the Content-Type's charset parameter, if any.
         body: the (decompressed) bytes.
@@ -106,6 +113,159 @@ _ALLOW_HOW = (
 )
 
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+DEFAULT_DEADLINE = 120.0
+"""Seconds a whole download may take, redirects included (``deadline=``; ``--timeout`` on the CLI)."""
+
+SECRET_QUERY_PARAMETERS = frozenset(
+    {
+        "access_token",
+        "api-key",
+        "api_key",
+        "apikey",
+        "auth",
+        "auth_token",
+        "authorization",
+        "client_secret",
+        "id_token",
+        "jwt",
+        "passwd",
+        "password",
+        "private_token",
+        "pwd",
+        "refresh_token",
+        "secret",
+        "session_token",
+        "sig",
+        "signature",
+        "token",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "x-amz-signature",
+        "x-goog-credential",
+        "x-goog-signature",
+    }
+)
+"""Query (and fragment) parameters whose values :func:`redact_url` hides, compared case-insensitively:
+tokens, API keys, passwords, and the signatures of S3, Google Cloud Storage and Azure (``sig``)
+pre-signed links. ``key`` is not among them: too many sites use it for something public."""
+
+# scheme, authority (as urlsplit and httpx read it: up to the first / ? or #), the rest
+_SPLIT_AUTHORITY = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)(.*)\Z", re.DOTALL)
+
+
+def _strip_userinfo(url: str) -> str:
+    """``url`` without the ``user:password@`` part of its authority (everything up to the last ``@``)."""
+    m = _SPLIT_AUTHORITY.match(url)
+    if m is None or "@" not in m.group(2):
+        return url
+    return m.group(1) + m.group(2).rpartition("@")[2] + m.group(3)
+
+
+def _redact_parameters(text: str) -> str:
+    parts = text.split("&")
+    for i, part in enumerate(parts):
+        key, eq, value = part.partition("=")
+        if eq and value and unquote_plus(key).strip().lower() in SECRET_QUERY_PARAMETERS:
+            parts[i] = f"{key}=REDACTED"
+    return "&".join(parts)
+
+
+def redact_url(url: str) -> str:
+    """``url`` as pagesight stores, prints and names it in errors: without credentials.
+
+    The ``user:password@`` part is dropped (the password is still sent, as HTTP Basic
+    authentication to that origin only), and the values of the query and fragment parameters in
+    :data:`SECRET_QUERY_PARAMETERS` become ``REDACTED`` (they are still sent). Everything else is
+    kept as written, so the name still tells which document it is; a pre-signed link signed again
+    later keeps the same name when only its signature changed.
+
+    Example:
+        >>> redact_url("https://ann:s3cret@example.org/a.pdf?page=2&X-Amz-Signature=abc123")
+        'https://example.org/a.pdf?page=2&X-Amz-Signature=REDACTED'
+        >>> redact_url("docs/a.pdf")  # not a URL: unchanged
+        'docs/a.pdf'
+    """
+    stripped = _strip_userinfo(url)
+    m = _SPLIT_AUTHORITY.match(stripped)
+    if m is None:
+        return url
+    before, hash_, fragment = m.group(3).partition("#")
+    path, qmark, query = before.partition("?")
+    if query:
+        query = _redact_parameters(query)
+    if "=" in fragment:
+        fragment = _redact_parameters(fragment)
+    return m.group(1) + m.group(2) + path + qmark + query + hash_ + fragment
+
+
+def _basic_auth(url: str) -> str | None:
+    """The ``Authorization: Basic`` value for the credentials written in ``url``, if any."""
+    m = _SPLIT_AUTHORITY.match(url)
+    if m is None or "@" not in m.group(2):
+        return None
+    user, _, password = m.group(2).rpartition("@")[0].partition(":")
+    if not user and not password:
+        return None
+    pair = f"{unquote(user)}:{unquote(password)}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+class _Deadline:
+    """The whole download's clock: per-read timeouts never run past it."""
+
+    def __init__(self, url: str, seconds: float, per_read: float) -> None:
+        self.url = url
+        self.seconds = seconds
+        self.per_read = per_read
+        self.end = time.monotonic() + seconds
+        self.clipped = False  # the timeout in force is the time left, not ``per_read``
+
+    def error(self) -> URLFetchError:
+        return URLFetchError(
+            self.url,
+            f"the download did not finish within the deadline of {self.seconds:g} s "
+            f"(deadline={self.seconds:g}, redirects included); raise it with deadline= "
+            "(`--timeout` on the command line)",
+        )
+
+    def next_timeout(self) -> float:
+        """Seconds the next connect or read may wait; raises the deadline error once it has passed."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise self.error()
+        self.clipped = left < self.per_read
+        return min(self.per_read, left)
+
+
+class _RawBody:
+    """The response body as sent, read in bounded pieces, within ``max_bytes`` and the deadline."""
+
+    def __init__(
+        self, response: httpx.Response, url: str, max_bytes: int, clock: _Deadline, how: str
+    ) -> None:
+        self._chunks = response.iter_raw()
+        self._timeouts = response.request.extensions.get("timeout")
+        self._url = url
+        self._max = max_bytes
+        self._clock = clock
+        self._how = how
+        self._buffer = b""
+        self.size = 0
+
+    def read(self, size: int, /) -> bytes:
+        if not self._buffer:
+            read_timeout = self._clock.next_timeout()
+            if isinstance(self._timeouts, dict):  # httpcore reads it before each socket read
+                self._timeouts["read"] = read_timeout
+            chunk = next(self._chunks, b"")
+            self._clock.next_timeout()  # a trickle ends here, between chunks
+            self.size += len(chunk)
+            if self.size > self._max:
+                raise _too_large(self._url, f"more than {self._max:,} bytes{self._how}", self._max)
+            self._buffer = chunk
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
 
 
 def _env_allow_private() -> bool:
@@ -168,17 +328,20 @@ def _check_url(url: str) -> None:
 
 
 def _parse(url: str, hop: str) -> httpx.URL:
-    _check_url(hop)
+    _check_url(redact_url(hop))
     try:
         parsed = httpx.URL(hop)
         parsed.raw_host.decode("ascii")
     except (httpx.InvalidURL, UnicodeError, ValueError) as e:
-        raise UnsupportedSourceError(url, f"not a valid address: {hop!r} ({e})") from e
+        raise UnsupportedSourceError(url, f"not a valid address: {redact_url(hop)!r} ({e})") from e
     return parsed
 
 
-def _safe_addresses(url: str, hop: httpx.URL, allow_private: bool) -> list[str]:
-    """Resolve ``hop``'s host and return its addresses, refusing the hop if any is not allowed."""
+def _safe_addresses(url: str, start: str, hop: httpx.URL, allow_private: bool) -> list[str]:
+    """Resolve ``hop``'s host and return its addresses, refusing the hop if any is not allowed.
+
+    ``url`` is the name errors give; ``start`` the address first asked for (no redirect yet).
+    """
     host = hop.raw_host.decode("ascii")
     port = _port(hop)
     try:
@@ -192,7 +355,7 @@ def _safe_addresses(url: str, hop: httpx.URL, allow_private: bool) -> list[str]:
         kind = check_address(address, allow_private=allow_private)
         if kind is None:
             continue
-        where = "" if str(hop) == url else f" (reached by redirect: {hop})"
+        where = "" if str(hop) == start else f" (reached by redirect: {redact_url(str(hop))})"
         if kind == "cloud metadata-service":
             raise URLFetchError(
                 url, f"refused: {host} is {address}, a cloud metadata-service address{where}; never fetched"
@@ -259,6 +422,7 @@ def fetch_url(
     url: str,
     *,
     timeout: float = 20.0,
+    deadline: float = DEFAULT_DEADLINE,
     max_bytes: int = 64 * 2**20,
     max_redirects: int = 5,
     allow_private: bool | None = None,
@@ -275,13 +439,24 @@ def fetch_url(
     (DNS rebinding). Redirects are followed here, one at a time, up to ``max_redirects``.
 
     Credentials stay with the origin they were given for: ``Authorization``,
-    ``Proxy-Authorization`` and ``Cookie`` from ``headers`` are sent only to the first URL's
-    scheme, host and port; cookies a server sets are sent back only to that same server.
+    ``Proxy-Authorization`` and ``Cookie`` from ``headers``, and a ``user:password@`` written in
+    the URL (sent as HTTP Basic authentication), go only to the first URL's scheme, host and port;
+    cookies a server sets are sent back only to that same server. Errors and the returned
+    :class:`FetchedBody` name the URL through :func:`redact_url`, never with its password.
+
+    The body is read as sent and its ``Content-Encoding`` (gzip, deflate, br, zstd; up to three
+    layers) undone a piece at a time, so a small compressed body that inflates to gigabytes is
+    refused once it passes ``max_bytes``, holding no more than that in memory (see
+    :mod:`pagesight.documents.content_encoding`). Unknown encodings are refused.
 
     Args:
         url: an ``http://`` or ``https://`` address.
         timeout: seconds to wait to connect and for each read.
-        max_bytes: largest body accepted (checked against Content-Length up front and while streaming).
+        deadline: seconds the whole download may take, redirects included (120 by default): a
+            server that trickles its answer is cut off here; each connect and read waits no longer
+            than the time left. (Name resolution is not covered.)
+        max_bytes: largest body accepted, as sent and once decoded (checked against
+            Content-Length up front and while streaming).
         max_redirects: how many redirects to follow.
         allow_private: fetch private, loopback and link-local addresses too (trusted networks only);
             ``None`` reads the ``PAGESIGHT_ALLOW_PRIVATE_URLS`` environment variable (off when unset).
@@ -289,20 +464,33 @@ def fetch_url(
 
     Raises:
         UnsupportedSourceError: not an http(s) address, or an invalid one.
-        URLFetchError: a refused address, HTTP error status, timeout, connection failure, too many
-            redirects, body too large.
+        URLFetchError: a refused address, HTTP error status, timeout, deadline passed, connection
+            failure, too many redirects, body too large, a Content-Encoding that is unknown or not
+            valid.
     """
-    _check_url(url)
+    name = redact_url(url)
+    _check_url(name)
     if timeout <= 0:
         raise ConfigurationError(f"`timeout` must be positive, got {timeout}")
+    if not deadline > 0:
+        raise ConfigurationError(f"`deadline` must be positive (seconds), got {deadline}")
     if max_bytes < 1:
         raise ConfigurationError(f"`max_bytes` must be at least 1, got {max_bytes}")
     if max_redirects < 0:
         raise ConfigurationError(f"`max_redirects` must be 0 or more, got {max_redirects}")
     allow = _resolve_allow_private(allow_private)
-    base = {"User-Agent": USER_AGENT, "Accept": "application/pdf, text/html, image/*;q=0.9, */*;q=0.5"}
+    base = {
+        "User-Agent": USER_AGENT,
+        "Accept": "application/pdf, text/html, image/*;q=0.9, */*;q=0.5",
+        "Accept-Encoding": accept_encoding(),
+    }
     extra = {k: v for k, v in (headers or {}).items() if k.lower() != "host"}
-    first = _parse(url, url)
+    basic = _basic_auth(url)
+    if basic is not None and not any(k.lower() == "authorization" for k in extra):
+        extra["Authorization"] = basic  # a sensitive header: sent to the first URL's origin only
+    start = _strip_userinfo(url)
+    clock = _Deadline(name, deadline, timeout)
+    first = _parse(name, start)
     home = _origin(first)
     jar: dict[tuple[str, str, int], dict[str, str]] = {}
     hop = first
@@ -310,7 +498,7 @@ def fetch_url(
     try:
         with httpx.Client(follow_redirects=False, timeout=timeout, headers=base) as client:
             while True:
-                addresses = _safe_addresses(url, hop, allow)
+                addresses = _safe_addresses(name, start, hop, allow)
                 origin = _origin(hop)
                 sent = dict(extra)
                 if origin != home:
@@ -323,7 +511,11 @@ def fetch_url(
                 for i, address in enumerate(addresses):
                     target, host_header, extensions = _pinned(hop, address)
                     request = client.build_request(
-                        "GET", target, headers={**sent, **host_header}, extensions=extensions
+                        "GET",
+                        target,
+                        headers={**sent, **host_header},
+                        extensions=extensions,
+                        timeout=clock.next_timeout(),
                     )
                     try:
                         response = client.send(request, stream=True)
@@ -340,50 +532,59 @@ def fetch_url(
                         if redirects >= max_redirects:
                             raise httpx.TooManyRedirects("too many redirects", request=response.request)
                         redirects += 1
-                        hop = _parse(url, urljoin(str(hop), location))
+                        # credentials a server puts in Location are not used (nor shown)
+                        hop = _parse(name, _strip_userinfo(urljoin(str(hop), location)))
                         continue
                     if not 200 <= response.status_code < 300:
-                        raise URLFetchError(url, _status_message(response))
+                        raise URLFetchError(name, _status_message(response))
                     declared = response.headers.get("content-length", "")
                     if declared.isdigit() and int(declared) > max_bytes:
-                        raise _too_large(url, f"{int(declared):,} bytes (Content-Length)", max_bytes)
+                        raise _too_large(name, f"{int(declared):,} bytes (Content-Length)", max_bytes)
+                    encoding = response.headers.get("content-encoding", "")
+                    codings = parse_content_encoding(encoding, name)
+                    how = f" as sent (Content-Encoding {encoding.strip()})" if codings else ""
+                    raw = _RawBody(response, name, max_bytes, clock, how)
+                    reader = decoding_reader(raw, codings, name)
                     body = bytearray()
-                    for chunk in response.iter_bytes():
+                    while chunk := reader.read(min(65536, max_bytes + 1 - len(body))):
                         body += chunk
                         if len(body) > max_bytes:
-                            raise _too_large(url, f"more than {max_bytes:,} bytes", max_bytes)
+                            decoded = " once decoded" + how.removeprefix(" as sent") if codings else ""
+                            raise _too_large(name, f"more than {max_bytes:,} bytes{decoded}", max_bytes)
                     media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
                     charset = response.charset_encoding
-                    final_url = str(hop)
+                    final_url = redact_url(str(hop))
                     break
                 finally:
                     response.close()
     except httpx.TooManyRedirects as e:
         raise URLFetchError(
-            url,
+            name,
             f"too many redirects (more than {max_redirects}; a redirect loop?); raise max_redirects= "
             "if the chain is legitimate",
         ) from e
-    except httpx.ConnectTimeout as e:
-        raise URLFetchError(
-            url, f"could not connect within {timeout:g} s (timeout={timeout:g}); raise it with timeout="
-        ) from e
     except httpx.TimeoutException as e:
+        if clock.clipped:  # the wait was cut to the time the deadline left
+            raise clock.error() from e
+        if isinstance(e, httpx.ConnectTimeout):
+            raise URLFetchError(
+                name, f"could not connect within {timeout:g} s (timeout={timeout:g}); raise it with timeout="
+            ) from e
         raise URLFetchError(
-            url, f"no answer within {timeout:g} s (timeout={timeout:g}); raise it with timeout="
+            name, f"no answer within {timeout:g} s (timeout={timeout:g}); raise it with timeout="
         ) from e
     except httpx.ConnectError as e:
-        raise URLFetchError(url, f"could not connect ({e}); is the address right and the server up?") from e
+        raise URLFetchError(name, f"could not connect ({e}); is the address right and the server up?") from e
     except httpx.UnsupportedProtocol as e:
-        raise URLFetchError(url, f"cannot follow the address ({e}); only http:// and https:// work") from e
+        raise URLFetchError(name, f"cannot follow the address ({e}); only http:// and https:// work") from e
     except httpx.InvalidURL as e:
-        raise UnsupportedSourceError(url, f"not a valid address ({e})") from e
+        raise UnsupportedSourceError(name, f"not a valid address ({e})") from e
     except httpx.HTTPError as e:
-        raise URLFetchError(url, f"the download failed: {type(e).__name__}: {e}") from e
+        raise URLFetchError(name, f"the download failed: {type(e).__name__}: {e}") from e
     logger.debug(
-        "fetched %s (%s, %d bytes) from %s", url, media_type or "no Content-Type", len(body), final_url
+        "fetched %s (%s, %d bytes) from %s", name, media_type or "no Content-Type", len(body), final_url
     )
-    return FetchedBody(url, final_url, media_type, charset, bytes(body))
+    return FetchedBody(name, final_url, media_type, charset, bytes(body))
 
 
 def _looks_like_html(body: bytes) -> bool:
@@ -441,6 +642,7 @@ def load_url(
     url: str,
     *,
     timeout: float = 20.0,
+    deadline: float = DEFAULT_DEADLINE,
     max_bytes: int = 64 * 2**20,
     max_redirects: int = 5,
     dpi: float = 96,
@@ -453,6 +655,7 @@ def load_url(
     max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE,
     allow_private: bool | None = None,
     headers: Mapping[str, str] | None = None,
+    **ocr_keywords: object,
 ) -> Iterator[Page]:
     """Fetch a URL and load it as pages.
 
@@ -470,8 +673,10 @@ def load_url(
         ('https://example.org/report.pdf', 1)
 
     Args:
-        url: an ``http://`` or ``https://`` address; pages carry it as given in ``Page.source``.
+        url: an ``http://`` or ``https://`` address; pages carry it in ``Page.source`` as
+            :func:`redact_url` writes it (no ``user:password@``, secret query values hidden).
         timeout: seconds to wait to connect and for each read.
+        deadline: seconds the whole download may take, redirects included (120 by default).
         max_bytes: largest body accepted (64 MiB by default).
         max_redirects: how many redirects to follow.
         dpi: PDF render resolution.
@@ -480,27 +685,32 @@ def load_url(
         render: ``False`` skips rendering PDF pages.
         html_page_chars: about how many characters an HTML page's chunk holds.
         max_pixels: pixel limit for images and rendered PDF pages.
-        max_pages: PDFs with more pages are refused before any page is rendered.
-        max_chars_per_page: PDF page text beyond this is cut, with a warning.
+        max_pages: PDFs and multi-frame images with more pages are refused before any page is
+            rendered; an HTML page as soon as its text passes the limit.
+        max_chars_per_page: page text beyond this is cut, with a warning.
         allow_private: also fetch private, loopback and link-local addresses (see :func:`fetch_url`);
             ``None`` reads ``PAGESIGHT_ALLOW_PRIVATE_URLS``.
         headers: extra request headers; credentials in them go only to the URL's own origin.
+        **ocr_keywords: ``ocr`` and the ``ocr_*`` keywords for PDF and image bodies (see
+            :func:`~pagesight.documents.load_pdf`); HTML has text and is never OCR'd.
 
     Raises:
         UnsupportedSourceError: not http(s), or a Content-Type pagesight does not read.
-        URLFetchError: refused address, HTTP error, timeout, connection failure, redirect loop,
-            body too large.
+        URLFetchError: refused address, HTTP error, timeout, deadline passed, connection failure,
+            redirect loop, body too large (as sent or decoded), unknown Content-Encoding.
         NotAPDFError: served as PDF but the body is not one (an HTML error page, say).
         DocumentLoadError: any error the PDF, HTML or image loader raises for the body.
     """
     fetched = fetch_url(
         url,
         timeout=timeout,
+        deadline=deadline,
         max_bytes=max_bytes,
         max_redirects=max_redirects,
         allow_private=allow_private,
         headers=headers,
     )
+    url = fetched.url  # the name pages carry: without credentials
     if not fetched.body:
         raise EmptyDocumentError(url, "the server returned an empty body")
     kind = _kind(fetched)
@@ -515,7 +725,22 @@ def load_url(
             max_pages=max_pages,
             max_pixels=max_pixels,
             max_chars_per_page=max_chars_per_page,
+            **ocr_keywords,  # type: ignore[arg-type]
         )
     if kind == "image":
-        return load_image_bytes(fetched.body, source=url, max_pixels=max_pixels, image_dir=image_dir)
-    return load_html_bytes(fetched.body, source=url, charset=fetched.charset, page_chars=html_page_chars)
+        return load_image_bytes(
+            fetched.body,
+            source=url,
+            max_pixels=max_pixels,
+            image_dir=image_dir,
+            max_pages=max_pages,
+            **ocr_keywords,  # type: ignore[arg-type]
+        )
+    return load_html_bytes(
+        fetched.body,
+        source=url,
+        charset=fetched.charset,
+        page_chars=html_page_chars,
+        max_pages=max_pages,
+        max_chars_per_page=max_chars_per_page,
+    )

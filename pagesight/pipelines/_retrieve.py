@@ -375,6 +375,7 @@ def page_hit(
         height=height,
         content_hash=str(metadata.get("content_hash") or ""),
         score=float(score),
+        text_source=str(metadata.get("text_source") or "layer"),
     )
 
 
@@ -391,17 +392,19 @@ def metadata_hit(text: str, metadata: Mapping[str, Any], *, doc_id: str | None =
         height=0,
         content_hash="",
         score=float(metadata["score"]),
+        text_source=str(metadata.get("text_source") or "layer"),
     )
 
 
 def hit_metadata(hit: Hit) -> dict[str, Any]:
-    """``{"source", "page", "image", "score", "id"}`` of a page (``image``: a path string or ``None``)."""
+    """``source, page, image, score, id, text_source`` of a page (``image``: a path string or ``None``)."""
     return {
         "source": hit.source,
         "page": hit.page,
         "image": str(hit.image) if hit.image is not None else None,
         "score": hit.score,
         "id": hit.id,
+        "text_source": hit.text_source,
     }
 
 

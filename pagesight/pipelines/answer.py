@@ -33,7 +33,8 @@ __all__ = [
     "source_name",
 ]
 
-_BRACKETS = re.compile(r"\[([^\[\]]+)\]")
+# One level of brackets may nest inside a citation: "[report [final].pdf p.3]".
+_BRACKETS = re.compile(r"\[((?:[^\[\]]|\[[^\[\]]*\])+)\]")
 # One citation inside brackets: "<file> p.<N>", also "<file>, p. N", "<file> page N", "<file> pp. N".
 _ONE_CITATION = re.compile(r"^\s*(.+?)[\s,:]+(?:pp?\.?|pages?)\s*(\d+)\s*$", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n{2,}")

@@ -14,14 +14,17 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union, cast
 
 import numpy as np
 
-from pagesight.documents import expand_sources, is_url, load_source
+from pagesight._terminal import safe
+from pagesight.documents import expand_sources, is_url, load_source, source_name
+from pagesight.documents._common import reading
 from pagesight.documents.page import Page, sha256_file
+from pagesight.documents.url import redact_url
 from pagesight.errors import (
     ConfigurationError,
     MissingDependencyError,
@@ -51,7 +54,8 @@ class SourceResult:
     """What happened to one source.
 
     Attributes:
-        source: the path or URL as given.
+        source: the path or URL as given; a URL without ``user:password@`` and with secret query
+            values hidden (:func:`~pagesight.documents.url.redact_url`), as it is stored.
         status: ``"indexed"``, ``"unchanged"`` (skipped: same bytes already stored) or ``"failed"``.
         pages: pages written (or already stored, for ``"unchanged"``).
         error: the reason, for ``"failed"``.
@@ -91,7 +95,7 @@ class IngestReport:
             f"{n['indexed']} source(s) indexed ({self.pages_indexed} pages), "
             f"{n['unchanged']} unchanged, {n['failed']} failed"
         ]
-        lines += [f"  FAILED {r.source}: {r.error}" for r in self.failed]
+        lines += [f"  FAILED {safe(r.source)}: {safe(r.error)}" for r in self.failed]
         return "\n".join(lines)
 
 
@@ -177,6 +181,11 @@ def _same_bytes_elsewhere(
     return SourceResult(source, "unchanged", stored, warnings=(*notes, note))
 
 
+def _stored_name(source: str) -> str:
+    """The name a source is stored and reported under: a URL without its credentials (see redact_url)."""
+    return redact_url(source) if is_url(source) else source
+
+
 def _ingest_one(
     source: str,
     store: Store,
@@ -188,8 +197,12 @@ def _ingest_one(
     loader_options: dict[str, Any],
 ) -> SourceResult:
     digest: str | None = None  # a file's bytes are known before loading, a URL's only after
-    if not is_url(source) and Path(source).is_file():
-        digest = sha256_file(source)
+    source_name(source)  # a name that is not valid UTF-8 is refused before the store is asked about it
+    name = _stored_name(source)  # the loader gets `source` itself: a URL's password is sent, not shown
+    with reading(source):  # permission denied, a link loop, ...: this source fails, named
+        if not is_url(source) and Path(source).is_file():
+            digest = sha256_file(source)
+    if digest is not None:
         indexed = None if force else store.source_info(source)
         if indexed is not None and indexed.content_hash == digest:
             return SourceResult(source, "unchanged", indexed.pages)
@@ -203,8 +216,11 @@ def _ingest_one(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with _progress(None, Path(source).name or source, show_progress) as bar:
-                loaded = load_source(source, image_dir=staging, **loader_options)
+            with _progress(None, safe(Path(name).name or name), show_progress) as bar:
+                options = dict(loader_options)
+                if options.get("ocr", "auto") != "never" and "ocr_progress" not in options:
+                    options["ocr_progress"] = lambda n: bar.set_postfix_str(f"OCR {n}", refresh=False)
+                loaded = load_source(source, image_dir=staging, **options)
                 # render the next pages while the current batch is embedded
                 pages, vectors = _embed_pages(prefetch(loaded, 2 * batch_size), encoder, batch_size, bar)
         # The record is process-wide: keep the user-facing warnings (pagesight's are UserWarnings)
@@ -216,15 +232,38 @@ def _ingest_one(
         for note in notes:
             logger.info(note)
         if not pages:
-            return SourceResult(source, "failed", error="no pages were found")
+            return SourceResult(name, "failed", error="no pages were found")
         if digest is None:  # a URL: the same-bytes check a file had before loading
-            duplicate = _same_bytes_elsewhere(store, source, pages[0].content_hash, notes)
+            duplicate = _same_bytes_elsewhere(store, name, pages[0].content_hash, notes)
             if duplicate is not None:
                 return duplicate
         store.add_source(pages, vectors, embedder=encoder.info)  # type: ignore[arg-type]
-        return SourceResult(source, "indexed", len(pages), warnings=notes)
+        return SourceResult(name, "indexed", len(pages), warnings=notes)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _once(result: SourceResult, said: set[str]) -> SourceResult:
+    """Drop the "no OCR engine is installed" warning from every source after the first that had it."""
+    from pagesight.documents.ocr import OCR_INSTALL_HINT
+
+    kept = []
+    for w in result.warnings:
+        if w.endswith(OCR_INSTALL_HINT):
+            if OCR_INSTALL_HINT in said:
+                continue
+            said.add(OCR_INSTALL_HINT)
+        kept.append(w)
+    return result if len(kept) == len(result.warnings) else replace(result, warnings=tuple(kept))
+
+
+def _store_folders(store: Store) -> list[Path]:
+    """The store's own folders, never indexed as sources (stores are also found by their marker files)."""
+    folders = [store.image_dir]
+    token_dir = getattr(store, "token_dir", None)
+    if token_dir is not None:
+        folders.append(token_dir)
+    return folders
 
 
 def ingest(
@@ -250,7 +289,11 @@ def ingest(
         batch_size: pages per embedding call.
         show_progress: progress bars; ``None`` shows them only on a terminal.
         on_result: called after each source (the CLI prints from it).
-        **loader_options: passed to the loaders (``dpi``, ``renderer``, ``password``, ``render``, ...).
+        **loader_options: passed to the loaders (``dpi``, ``renderer``, ``password``, ``render``, ...;
+            for URLs ``timeout`` per connect and read, ``deadline`` for the whole download; OCR:
+            ``ocr`` ("auto", "always", "never"), ``ocr_lang``, ``ocr_engine``, ``ocr_figures``,
+            ``ocr_dpi``, ``ocr_cache`` (default ``<store>/ocr-cache``: re-indexing, even with
+            ``force``, does not OCR a page again)).
 
     Returns:
         An :class:`IngestReport`. Failures are reported, not raised: a failing source leaves
@@ -278,8 +321,16 @@ def ingest(
             + ("MultiVectorStore" if is_late_interaction(encoder) else "PageStore")
             + f", got {type(store).__name__}"
         )
+    if loader_options.get("ocr", "auto") != "never":
+        from pagesight.documents.ocr import pick_engine
+
+        # one engine for every source (a named engine that is not installed fails here, once)
+        loader_options["ocr_engine"] = pick_engine(loader_options.get("ocr_engine", "auto"))
+        # OCR results live beside the store, so re-indexing (and --force) does not OCR again
+        loader_options.setdefault("ocr_cache", store.image_dir.parent / "ocr-cache")
     report = IngestReport()
-    for source in expand_sources([str(s) for s in sources]):
+    said: set[str] = set()  # the "no OCR engine" warning is given once, not once per source
+    for source in expand_sources([os.fsdecode(s) for s in sources], exclude=_store_folders(store)):
         try:
             result = _ingest_one(
                 source,
@@ -293,10 +344,11 @@ def ingest(
         except (StoreMismatchError, ModelNotAvailableError, ConfigurationError, MissingDependencyError):
             raise  # not about this source: every other source would fail the same way
         except PagesightError as e:
-            result = SourceResult(source, "failed", error=str(e))
+            result = SourceResult(_stored_name(source), "failed", error=str(e))
         except Exception as e:  # an unexpected failure in one source must not stop the others
-            logger.exception("unexpected error while indexing %s", source)
-            result = SourceResult(source, "failed", error=f"{type(e).__name__}: {e}")
+            logger.exception("unexpected error while indexing %s", _stored_name(source))
+            result = SourceResult(_stored_name(source), "failed", error=f"{type(e).__name__}: {e}")
+        result = _once(result, said)
         report.results.append(result)
         if on_result is not None:
             on_result(result)

@@ -13,7 +13,9 @@ tokens sit on the page image:
   page text (:meth:`ColEmbedEncoder.document_token_spans
   <pagesight.models.colembed.ColEmbedEncoder.document_token_spans>`); the words of the original PDF's
   text layer (PyMuPDF, else pypdfium2: the loaders' order) are aligned with the stored page text, and
-  a token's score lands on the box of its word.
+  a token's score lands on the box of its word. Text that came from OCR (``hit.text_source`` ``"ocr"``
+  or ``"both"``) uses the OCR word boxes stored beside the page image
+  (:func:`~pagesight.documents.ocr.words_path`), so scanned pages and images get heatmaps too.
 
 :func:`render_heatmap` paints the weights over the image: yellow for a weak match through orange to
 red for the strongest, more opaque as the weight grows; a region of weight 0 is left untouched.
@@ -54,6 +56,7 @@ __all__ = [
     "page_heatmap",
     "page_regions",
     "pdf_words",
+    "ocr_page_words",
     "render_heatmap",
     "token_scores",
 ]
@@ -183,6 +186,15 @@ class Word:
 
     text: str
     box: Box
+
+
+def ocr_page_words(hit: Hit) -> list[Word]:
+    """The OCR words stored beside ``hit``'s page image (boxes in its pixels), or ``[]``."""
+    if hit.image is None:
+        return []
+    from pagesight.documents.ocr import read_words
+
+    return [Word(w.text, w.box) for w in read_words(hit.image) or []]
 
 
 def pdf_words(path: str | os.PathLike[str], page: int, image_size: tuple[int, int]) -> list[Word] | None:
@@ -464,16 +476,19 @@ def _text_regions(
     if spans is None:
         logger.info("%r does not map its tokens to characters; no heatmap", encoder)
         return None
-    pdf = _local_pdf(source_path, hit)
-    if pdf is None:
+    # OCR'd text has its word boxes beside the page image; text-layer words come from the PDF.
+    ocr_words = ocr_page_words(hit) if hit.text_source in ("ocr", "both") else []
+    pdf = _local_pdf(source_path, hit) if hit.text_source != "ocr" else None
+    if pdf is None and not ocr_words:
         return None
-    words = pdf_words(pdf, hit.page, image.size)
+    words = ((pdf_words(pdf, hit.page, image.size) or []) if pdf is not None else []) + ocr_words
+    where = pdf or hit.image
     if not words:
-        logger.info("no words with boxes on %s page %d; no heatmap", pdf, hit.page)
+        logger.info("no words with boxes on %s page %d; no heatmap", where, hit.page)
         return None
     placed = align_words(hit.text, words)
     if not placed:
-        logger.info("none of the %d words of %s page %d match the stored text", len(words), pdf, hit.page)
+        logger.info("none of the %d words of %s page %d match the stored text", len(words), where, hit.page)
         return None
     doc = encoder.encode_documents([hit.text])[0]
     if doc.shape[0] != spans[0].shape[0]:

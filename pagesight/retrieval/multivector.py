@@ -35,7 +35,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -46,8 +46,9 @@ import numpy as np
 from pagesight.documents.page import Page
 from pagesight.errors import ConfigurationError, InvalidVectorError, StoreError, StoreMismatchError
 from pagesight.models.base import EmbedderInfo
-from pagesight.retrieval.store import Hit, PageStore, SourceInfo, _check_pages_and_vectors, _parse_url
-from pagesight.retrieval.token_store import StorageDtype, TokenStore, check_token_matrix
+from pagesight.retrieval.health import StoreHealth
+from pagesight.retrieval.store import Hit, PageStore, SourceInfo, _check_pages_and_vectors
+from pagesight.retrieval.token_store import StorageDtype, TokenStore, check_token_matrix, inspect_token_folder
 
 if TYPE_CHECKING:
     from pagesight.retrieval.muvera import Muvera
@@ -133,6 +134,11 @@ class MultiVectorStore:
     Args:
         path: folder of an embedded store (created on first write).
         url: ``http://host:port`` of a Chroma server; give exactly one of ``path`` and ``url``.
+        headers: HTTP headers for the server (``{"Authorization": "Bearer TOKEN"}``), as
+            :class:`PageStore`.
+        tenant: the server's tenant (default: Chroma's ``default_tenant``).
+        database: the tenant's database (default: Chroma's ``default_database``); the local token
+            folder is kept per tenant and database.
         image_dir: folder for page images (default as :class:`PageStore`).
         token_dir: folder of the token store (defaults above).
         collection: the Chroma collection's name.
@@ -148,6 +154,9 @@ class MultiVectorStore:
         path: str | Path | None = None,
         *,
         url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        tenant: str | None = None,
+        database: str | None = None,
         image_dir: str | Path | None = None,
         token_dir: str | Path | None = None,
         collection: str = "pagesight",
@@ -170,14 +179,22 @@ class MultiVectorStore:
             if summary == "mean":
                 raise ConfigurationError("`muvera` settings only apply with summary='muvera'")
             summary = "muvera"
-        self._pages = PageStore(path, url=url, image_dir=image_dir, collection=collection)
+        self._pages = PageStore(
+            path,
+            url=url,
+            headers=headers,
+            tenant=tenant,
+            database=database,
+            image_dir=image_dir,
+            collection=collection,
+        )
         if token_dir is not None:
             tokens_folder = Path(token_dir).expanduser()
         elif path is not None:
             tokens_folder = Path(path).expanduser() / "tokens"
         else:
-            host, port, _ = _parse_url(cast(str, url))
-            tokens_folder = _cache_dir() / "tokens" / f"{host}-{port}" / collection
+            assert self._pages._server is not None  # set whenever url is given
+            tokens_folder = _cache_dir() / "tokens" / self._pages._server.folder / collection
         self._token_dir = tokens_folder
         self._given_summary: SummaryMethod | None = summary
         self._given_storage: StorageDtype | None = storage
@@ -293,6 +310,7 @@ class MultiVectorStore:
             with tokens.locked():
                 had_tokens = tokens.present(ids)
                 older = [h.id for h in self._pages.pages(source) if h.content_hash != content_hash]
+                tokens.set_owner(self._pages.collection_id())  # see TokenStore.set_owner
                 tokens.put(ids, stored)
                 try:
                     self._pages.add_source(
@@ -301,6 +319,7 @@ class MultiVectorStore:
                 except BaseException:
                     tokens.delete([i for i in ids if i not in had_tokens])
                     raise
+                tokens.set_owner(self._pages.collection_id())  # recreated if it was empty
                 if older:
                     tokens.delete(older)
                     self._maybe_compact(tokens)
@@ -406,9 +425,86 @@ class MultiVectorStore:
         return self._pages.source_hash(source)
 
     def source_info(self, source: str) -> SourceInfo | None:
-        """Return ``source``'s pages and content hash; ``None`` if it is not indexed completely."""
-        self._open()
-        return self._pages.source_info(source)
+        """Return ``source``'s pages and content hash; ``None`` if it is not indexed completely.
+
+        As :meth:`PageStore.source_info`, and a page whose token matrix is missing or cut short
+        (a deleted segment file) also makes the source incomplete, so ingest writes it again.
+        """
+        tokens = self._open()
+        info = self._pages.source_info(source)
+        if info is None:
+            return None
+        ids = [h.id for h in self._pages.pages(source)]
+        lost = len(ids) - len(tokens.readable(ids))
+        if lost:
+            logger.warning(
+                "%s: the token matrices of %d of its pages are missing from %s; it will be re-indexed",
+                source,
+                lost,
+                self._token_dir,
+            )
+            return None
+        return info
+
+    def check(self) -> StoreHealth:
+        """:meth:`PageStore.check`, plus the token side: records against token index entries, and the
+        index against its segment files. Changes nothing (no reconciliation runs).
+        """
+        health, records = self._pages._check_records()
+        if health.database_error is not None:
+            return health
+        report = inspect_token_folder(self._token_dir)
+        if report.error is not None:
+            return replace(health, token_error=report.error)
+        by_id = {r.id: r for r in records}
+        broken = report.broken or {}
+        no_tokens = [
+            replace(r, detail="no entry in the token index" if r.id not in report.ids else broken[r.id])
+            for r in records
+            if r.id not in report.ids or r.id in broken
+        ]
+        return replace(
+            health,
+            records_without_tokens=tuple(no_tokens),
+            tokens_without_record=tuple(sorted(report.ids - by_id.keys())),
+            missing_segments=report.missing_segments,
+            orphan_segments=report.orphan_segments,
+        )
+
+    def repair(self) -> StoreHealth:
+        """:meth:`PageStore.repair`, then drop token entries whose segment is gone and reconcile.
+
+        Records left without tokens are deleted with their images (as :meth:`reconcile` does), so a
+        plain re-index of their sources writes them again.
+        """
+        with self._lock:
+            self._pages.repair()  # takes the write lock, kept until close
+            report = inspect_token_folder(self._token_dir)
+            if report.error is not None:
+                return self.check()
+            tokens = TokenStore(self._token_dir)
+            try:
+                with tokens.locked():
+                    if report.broken:
+                        tokens.delete(sorted(report.broken))
+                    no_tokens = sorted(set(self._pages.ids()) - set(tokens.ids()))
+                    if no_tokens:  # nothing can score them: delete them so a re-index writes them again
+                        self._pages.delete(no_tokens)
+                    no_record = sorted(set(tokens.ids()) - set(self._pages.ids()))
+                    tokens.delete(no_record)
+                    if report.broken or no_record or report.orphan_segments:
+                        tokens.compact()  # drops the dead segments' rows (and files)
+            finally:
+                tokens.close()
+            if no_tokens or no_record:
+                logger.warning(
+                    "store %s: deleted %d records without tokens and %d tokens without a record",
+                    self.location,
+                    len(no_tokens),
+                    len(no_record),
+                )
+            self.close()
+            return self.check()
 
     def source_with_hash(self, content_hash: str) -> str | None:
         """Return a source whose stored pages have ``content_hash`` (the same bytes), or ``None``."""

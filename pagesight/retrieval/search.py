@@ -7,6 +7,7 @@ import re
 import threading
 from typing import TYPE_CHECKING, Literal, cast
 
+from pagesight._terminal import valid_utf8
 from pagesight.errors import ConfigurationError
 from pagesight.models.base import DenseTextEncoder, LateInteractionEncoder
 from pagesight.retrieval.store import Hit, PageStore
@@ -141,11 +142,13 @@ class PageSearcher:
         """Return the ``k`` best pages for ``query``, best first.
 
         ``score`` is the mode's score, or the reranker's relevance when a reranker is set. A blank
-        query returns ``[]``.
+        query returns ``[]``. Lone surrogates (bytes that were not UTF-8, from ``sys.argv`` or
+        ``os.fsdecode``) are searched as U+FFFD.
 
         Raises:
             ConfigurationError: the query has more than ``max_query_tokens`` tokens.
         """
+        query = valid_utf8(query)
         if k < 1 or not query.strip():
             return []  # a blank query matches nothing (its embedding would still have neighbours)
         self._check_length(query)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -27,27 +28,31 @@ import weakref
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
 from pagesight._deps import require
+from pagesight.documents._common import is_storable_name
 from pagesight.documents.page import Page
 from pagesight.errors import (
     ConfigurationError,
+    DamagedStoreError,
     InvalidVectorError,
     PagesightError,
+    StoreAuthenticationError,
     StoreError,
     StoreMismatchError,
 )
 from pagesight.models.base import EmbedderInfo
 from pagesight.retrieval import _journal
-from pagesight.retrieval._images import image_relpath, place_image, remove_image
+from pagesight.retrieval._images import image_relpath, place_image, remove_image, resolve_stored_path
 from pagesight.retrieval._writelock import WriteLock, pid_alive
+from pagesight.retrieval.health import PageRef, StoreHealth
 
 __all__ = ["Hit", "SourceInfo", "PageStore"]
 
@@ -75,6 +80,8 @@ class Hit:
         content_hash: SHA-256 of the source's bytes when it was indexed.
         score: cosine similarity to the query for search results (higher is closer); 0.0 from
             :meth:`PageStore.get` and :meth:`PageStore.pages`.
+        text_source: where the text came from: ``"layer"``, ``"ocr"`` or ``"both"`` (see
+            :attr:`pagesight.documents.Page.text_source`).
     """
 
     id: str
@@ -86,6 +93,7 @@ class Hit:
     height: int
     content_hash: str
     score: float
+    text_source: str = "layer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +140,9 @@ class PageStore:
         >>> [(h.source, h.page, round(h.score, 2)) for h in store.search(q, k=2, embedder=info)]
         [('report.pdf', 3, 0.82), ('report.pdf', 1, 0.61)]   # doctest: +SKIP
 
-    Crash safety and several processes (embedded stores): the first write takes an advisory lock
-    on ``<path>/pagesight.lock`` and holds it until :meth:`close`, so a second process that writes
+    Crash safety and several processes (embedded stores): the first write takes a lock
+    (:class:`filelock.FileLock`, POSIX and Windows) on ``<path>/pagesight.lock`` and holds it
+    until :meth:`close`, so a second process that writes
     the same folder gets :class:`StoreError` naming the holder's pid (after waiting
     ``lock_timeout`` seconds) instead of corrupting Chroma's index; readers need no lock. Every
     write first records in ``<path>/journal/`` what must be gone if it does not complete; opening
@@ -141,6 +150,14 @@ class PageStore:
     rolled back and an interrupted delete completed, and removes half-copied images and the
     staging folders of dead ingest processes. A server store (``url``) has neither: the server
     serializes writers.
+
+    Stored data is untrusted (a store copied from someone else, a shared server): every path read
+    from the journal or a record's metadata is checked to lie inside the image folder
+    (:func:`~pagesight.retrieval._images.resolve_stored_path`) and refused otherwise; a hit whose
+    image is refused or missing has ``image=None`` (a missing one is logged once per page). Opening
+    an embedded store whose database is empty while page images or token matrices show it held
+    pages raises :class:`DamagedStoreError`; :meth:`check` reports every disagreement between
+    database, image folder and journal, :meth:`repair` removes what no record uses.
 
     Attributes:
         max_batch_size: cap on records per Chroma call below the client's own
@@ -157,6 +174,9 @@ class PageStore:
         path: str | Path | None = None,
         *,
         url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        tenant: str | None = None,
+        database: str | None = None,
         image_dir: str | Path | None = None,
         collection: str = "pagesight",
     ) -> None:
@@ -165,20 +185,34 @@ class PageStore:
         Args:
             path: folder of an embedded Chroma database (created on first use if missing).
             url: ``http://host:port`` (or ``https://``) of a Chroma server. Give exactly one of
-                ``path`` and ``url``.
-            image_dir: folder for page images (see the class docstring for the defaults).
+                ``path`` and ``url``. ``http://user:password@host:port`` sends HTTP Basic auth
+                (the password is never shown in :attr:`location` or messages).
+            headers: HTTP headers sent with every request to the server, e.g.
+                ``{"Authorization": "Bearer TOKEN"}`` or ``{"X-Chroma-Token": "TOKEN"}`` (a server
+                started with token auth, or a proxy in front of it). Chroma's own
+                ``CHROMA_CLIENT_AUTH_PROVIDER``/``CHROMA_CLIENT_AUTH_CREDENTIALS`` settings and
+                environment variables work too.
+            tenant: the server's tenant (default: Chroma's ``default_tenant``).
+            database: the tenant's database (default: Chroma's ``default_database``); create
+                tenants and databases with ``chromadb.AdminClient``.
+            image_dir: folder for page images (see the class docstring for the defaults; a
+                server store keeps them per tenant and database).
             collection: the Chroma collection's name.
 
         Raises:
-            ConfigurationError: neither or both of ``path`` and ``url``, or a malformed ``url``.
+            ConfigurationError: neither or both of ``path`` and ``url``, a malformed ``url``,
+                a malformed header, tenant or database name, or server options without ``url``.
         """
         if (path is None) == (url is None):
             raise ConfigurationError("give exactly one of `path` (a folder) or `url` (a Chroma server)")
+        if url is None and (headers or tenant is not None or database is not None):
+            raise ConfigurationError("`headers`, `tenant` and `database` apply to a Chroma server `url`")
         self._path = Path(path).expanduser() if path is not None else None
         self._url = url
-        self._server: tuple[str, int, bool] | None = None
+        self._server: _Server | None = None
         if url is not None:
-            self._server = _parse_url(url)
+            self._server = _server_options(url, headers, tenant, database)
+            self._url = self._server.url  # without a user:password part
         self._collection_name = collection
         if image_dir is not None:
             self._image_dir = Path(image_dir).expanduser()
@@ -186,16 +220,17 @@ class PageStore:
             self._image_dir = self._path / "images"
         else:
             assert self._server is not None  # set above whenever url is given
-            host, port, _ = self._server
-            self._image_dir = _cache_dir() / "images" / f"{host}-{port}" / collection
+            self._image_dir = _cache_dir() / "images" / self._server.folder / collection
         self._lock = threading.RLock()
         self._client: Any = None
         self._collection: Any = None
         self._client_batch_limit: int | None = None
-        self._write_lock = (
-            WriteLock(self._path, self.location) if self._path is not None and os.name == "posix" else None
-        )
+        self._write_lock = WriteLock(self._path, self.location) if self._path is not None else None
         self._writing = False  # whether this object holds the write lock
+        self._warned_missing: set[str] = set()  # record ids whose missing image was warned about
+        self._verified = False  # whether _verify passed for this connection
+        self._suspend_checks = 0  # > 0 while check() or repair() reads a possibly damaged store
+        self._refused: set[str] = set()  # stored paths refused (outside the store), for check()
         self._release: weakref.finalize[Any, Any] | None = None
 
     # -- public API ----------------------------------------------------------------------------
@@ -204,6 +239,10 @@ class PageStore:
     def location(self) -> str:
         """The store's folder or server URL and collection, as error messages name it."""
         where = str(self._path) if self._path is not None else str(self._url)
+        server = self._server
+        if server is not None and (server.tenant is not None or server.database is not None):
+            tenant, database = server.tenant or "default_tenant", server.database or "default_database"
+            where += f" (tenant {tenant}, database {database})"
         if self._collection_name != "pagesight":
             where += f" (collection {self._collection_name})"
         return where
@@ -332,6 +371,8 @@ class PageStore:
         if k < 1:
             raise ConfigurationError(f"`k` must be at least 1, got {k}")
         query = _check_query(query_embedding, embedder)
+        if source is not None and not is_storable_name(source):
+            return []  # never stored (see documents.source_name); Chroma would reject the filter
         with self._lock:
             col = self._open()
         with self._chroma("searching"):
@@ -360,7 +401,9 @@ class PageStore:
         # A record another process deleted while this one searched can come back from a vector index
         # loaded before the delete, without its metadata: it is no longer a page, so it is left out.
         hits = [
-            self._hit(id_, doc, meta, 1.0 - float(dist)) for id_, doc, meta, dist in rows if meta is not None
+            self._hit(id_, doc, meta, 1.0 - float(dist), check=True)
+            for id_, doc, meta, dist in rows
+            if meta is not None
         ]
         hits.sort(key=lambda h: -h.score)
         return hits
@@ -378,7 +421,7 @@ class PageStore:
             with self._chroma("reading pages"):
                 res = col.get(ids=unique[start : start + step], include=["documents", "metadatas"])
             for id_, doc, meta in zip(res["ids"], res["documents"], res["metadatas"], strict=True):
-                found[id_] = self._hit(id_, doc, meta, 0.0)
+                found[id_] = self._hit(id_, doc, meta, 0.0, check=True)
         return [found[i] for i in ids if i in found]
 
     def pages(self, source: str | None = None) -> list[Hit]:
@@ -415,15 +458,29 @@ class PageStore:
 
         A source whose write a crash cut short counts as not indexed: fewer pages than it was
         written with, or an old version beside the new one (possible on a server store, which has
-        no journal). Reads only that source's records.
+        no journal). So does a source whose page image files are missing (deleted by hand, a lost
+        image folder): ingest then writes it again, which restores them. Reads only that source's
+        records (and checks that their image files exist).
         """
         hashes: Counter[str] = Counter()
         expected: dict[str, int] = {}
-        for _, _, meta in self._scan(source, include=["metadatas"]):
+        no_image = 0
+        for id_, _, meta in self._scan(source, include=["metadatas"]):
             digest = str(meta.get("content_hash", ""))
             hashes[digest] += 1
             if isinstance(meta.get(_SOURCE_PAGES), int):
                 expected[digest] = int(meta[_SOURCE_PAGES])
+            if meta.get("image"):
+                image = self._stored_image(meta["image"], f"image of record {id_!r}")
+                no_image += image is None or not image.is_file()
+        if no_image:
+            logger.warning(
+                "%s: %d of its page images are missing from %s; it will be re-indexed",
+                source,
+                no_image,
+                self._image_dir,
+            )
+            return None
         if len(hashes) != 1:
             if len(hashes) > 1:
                 logger.warning(
@@ -465,6 +522,133 @@ class PageStore:
             logger.info("deleted %d pages of %s from %s", removed, source, self.location)
         return removed
 
+    def recorded_kind(self) -> str | None:
+        """The embedder kind the collection records, read without the damage check of opening.
+
+        ``None`` when nothing is recorded or the database cannot be read (what ``pagesight check``
+        uses to pick the store class for a store that may be damaged).
+        """
+        with self._lock:
+            self._suspend_checks += 1
+            try:
+                _, meta = self._current()
+            except DamagedStoreError:
+                return None
+            finally:
+                self._suspend_checks -= 1
+        kind = meta.get(_KIND_KEY)
+        return str(kind) if kind else None
+
+    def collection_id(self) -> str:
+        """The Chroma collection's id (a new one when the database was replaced)."""
+        col, _ = self._current()
+        return str(col.id)
+
+    def check(self) -> StoreHealth:
+        """Compare the database, the image folder and the journal; report where they disagree.
+
+        Changes nothing: the journal is not replayed and nothing is removed (see :meth:`repair`).
+        Reads every record's metadata and lists the image folder.
+
+        Returns:
+            A :class:`~pagesight.retrieval.health.StoreHealth`; ``.ok`` is ``False`` when anything is
+            missing or left over, ``.problems()`` lists it.
+
+        Raises:
+            StoreError: the store cannot be reached (a server that is down); a database that cannot
+                be read is reported, not raised.
+        """
+        return self._check_records()[0]
+
+    def repair(self) -> StoreHealth:
+        """Finish interrupted writes (journal), remove abandoned staging folders and unused page images.
+
+        Takes the write lock (kept until :meth:`close`). Records whose image file is missing stay:
+        index their sources again (a plain re-index re-writes them). A database that cannot be read
+        is not repaired.
+
+        Returns:
+            The health after the repair.
+
+        Raises:
+            StoreError: another process holds the write lock.
+        """
+        with self._lock:
+            self._suspend_checks += 1
+            try:
+                self.lock_for_writing()
+                self._recover()
+                health = self.check()
+                if not health.database_error:
+                    for rel in health.orphan_images:
+                        path = self._stored_image(rel, "unused image")
+                        if path is not None:
+                            remove_image(path, self._image_dir)
+                    if health.orphan_images:
+                        logger.warning(
+                            "store %s: removed %d page images no record uses",
+                            self.location,
+                            len(health.orphan_images),
+                        )
+            finally:
+                self._suspend_checks -= 1
+            return self.check()
+
+    def _check_records(self) -> tuple[StoreHealth, list[PageRef]]:
+        """:meth:`check`, and every record as a :class:`PageRef` (what MultiVectorStore adds to)."""
+        with self._lock:
+            self._suspend_checks += 1
+        try:
+            writer = self._other_writer()
+            records: list[PageRef] = []
+            missing: list[PageRef] = []
+            refused: list[str] = []
+            referenced: set[str] = set()
+            database_error = None
+            try:
+                for id_, _, meta in self._scan(None, include=["metadatas"]):
+                    meta = meta or {}
+                    page = meta.get("page")
+                    ref = PageRef(str(id_), str(meta.get("source", "")), page if isinstance(page, int) else 0)
+                    records.append(ref)
+                    rel = meta.get("image") or ""
+                    if not rel:
+                        continue
+                    path = resolve_stored_path(self._image_dir, rel, what=f"image of record {id_!r}")
+                    if path is None:
+                        refused.append(f"{ref.describe()}: {rel!r}")
+                        continue
+                    referenced.add(path.relative_to(self._image_dir).as_posix())
+                    if not path.is_file():
+                        missing.append(PageRef(ref.id, ref.source, ref.page, str(rel)))
+            except DamagedStoreError as e:
+                database_error = str(e.__cause__ or e)
+                records = []
+            files = list(self._image_files())
+            journal: list[str] = []
+            staging: list[str] = []
+            if self._path is not None:
+                jdir = self._path / _journal.JOURNAL_DIR
+                if jdir.is_dir():
+                    journal = sorted(p.name for p in jdir.iterdir() if p.suffix == ".json")
+                staging = sorted(p.name for p in self._path.glob(".staging-*") if _staging_abandoned(p))
+            health = StoreHealth(
+                self.location,
+                pages=len(records),
+                image_files=len(files),
+                database_error=database_error,
+                records_without_image=tuple(missing),
+                orphan_images=tuple(sorted(set(files) - referenced)),
+                refused_paths=tuple(refused),
+                leftover_journal=tuple(journal),
+                leftover_staging=tuple(staging),
+                writer_pid=None if writer is None else (writer if isinstance(writer, int) else 0),
+            )
+            return health, records
+        finally:
+            with self._lock:
+                self._suspend_checks -= 1
+
     def metadata(self) -> dict[str, Any]:
         """Return the ``pagesight:*`` keys of the collection's metadata (embedder and extras)."""
         with self._lock:
@@ -499,7 +683,7 @@ class PageStore:
     def lock_for_writing(self) -> None:
         """Take this store's inter-process write lock now (writes take it themselves); kept until close.
 
-        Embedded stores on POSIX only; a no-op for a server store and on Windows.
+        Embedded stores only; a no-op for a server store.
 
         Raises:
             StoreError: another process holds it for longer than ``lock_timeout`` (names its pid).
@@ -549,6 +733,7 @@ class PageStore:
         with self._lock:
             client, self._client, self._collection = self._client, None, None
             self._client_batch_limit = None
+            self._verified = False
             if self._writing and self._release is not None:
                 self._release()  # runs the release once
             self._writing = False
@@ -574,26 +759,44 @@ class PageStore:
     # -- opening -------------------------------------------------------------------------------
 
     def _open(self) -> Any:
-        """Return the collection, connecting and creating it on first use (caller holds the lock)."""
-        if self._collection is not None:
+        """Return the collection, connecting and creating it on first use (caller holds the lock).
+
+        An embedded store is verified once per connection (:meth:`_verify`): a damaged one raises
+        :class:`DamagedStoreError` from every call until it is repaired.
+        """
+        if self._collection is not None and (self._verified or self._suspend_checks):
             return self._collection
+        col = self._collection if self._collection is not None else self._connect()
+        if not self._suspend_checks:
+            self._verify(col)
+            self._verified = True
+        return col
+
+    def _connect(self) -> Any:
+        """Connect, create the collection if missing, and repair what a crash left (lock free)."""
         chromadb = require("chromadb", "chroma")
         from chromadb.config import Settings
 
         settings = Settings(anonymized_telemetry=False)
-        with self._chroma("opening the store"):
+        self._check_database_file()
+        with self._damaged_database(), self._chroma("opening the store"):
             if self._path is not None:
                 self._path.mkdir(parents=True, exist_ok=True)
                 client = chromadb.PersistentClient(path=str(self._path), settings=settings)
             else:
                 assert self._server is not None
-                host, port, ssl = self._server
-                client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
+                client = self._server.client(chromadb, settings)
             self._client = client
             self._collection = self._get_or_create(client)
         lock = self._write_lock
         # A store another process is writing is left to that process to repair.
-        if lock is not None and not self._writing and self._leftovers() and lock.try_acquire():
+        if (
+            lock is not None
+            and not self._writing
+            and not self._suspend_checks
+            and self._leftovers()
+            and lock.try_acquire()
+        ):
             try:
                 self._recover()
             finally:
@@ -601,6 +804,90 @@ class PageStore:
         return self._collection
 
     # -- crash recovery --------------------------------------------------------------------------
+
+    def _check_database_file(self) -> None:
+        """Refuse a ``chroma.sqlite3`` that is not an SQLite file before Chroma opens it.
+
+        (Chroma cannot open a folder again in the same process after failing on it once.)
+        """
+        if self._path is None:
+            return
+        db = self._path / "chroma.sqlite3"
+        try:
+            with open(db, "rb") as f:
+                header = f.read(16)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise StoreError(f"store {self.location}: cannot read its database {db}: {e}") from e
+        if header and header != b"SQLite format 3\x00":
+            reason = "file is not a database: " + (
+                "all zero bytes" if not header.strip(b"\0") else "no SQLite header"
+            )
+            raise DamagedStoreError(
+                f"store {self.location} is damaged: its database {db} cannot be read ({reason}). "
+                + StoreHealth(self.location, database_error=reason).advice(str(self._path))
+            )
+
+    @contextmanager
+    def _damaged_database(self) -> Iterator[None]:
+        """Turn "not a database" / "malformed" from opening an embedded store into DamagedStoreError."""
+        try:
+            yield
+        except StoreError as e:
+            text = str(e)
+            corrupt = ("not a database", "malformed", "(code: 11)", "(code: 26)")
+            if self._path is None or isinstance(e, DamagedStoreError) or not any(c in text for c in corrupt):
+                raise
+            raise DamagedStoreError(
+                f"store {self.location} is damaged: its database {self._path / 'chroma.sqlite3'} cannot "
+                f"be read ({e.__cause__ or e}). "
+                + StoreHealth(self.location, database_error=text).advice(str(self._path))
+            ) from e
+
+    def _verify(self, col: Any) -> None:
+        """Cheap agreement check of an embedded store on open: an empty database beside page images
+        or token matrices written for another database is a lost database, not an empty store.
+
+        Raises:
+            DamagedStoreError: with what is missing and how to repair it.
+        """
+        if self._path is None:
+            return
+        with self._chroma("counting pages"):
+            if col.count() > 0:
+                return
+        jdir = self._path / _journal.JOURNAL_DIR
+        if jdir.is_dir() and any(p.suffix == ".json" for p in jdir.iterdir()):
+            return  # a write in progress (another process) or to be repaired: not a lost database
+        images = next(self._image_files(), None)
+        tokens = _token_owner_mismatch(self._path / "tokens", str(col.id))
+        if images is None and tokens is None:
+            return
+        what = (
+            "the image folder holds page images"
+            if images is not None
+            else f"its token folder holds the token matrices of {tokens} pages written for another database"
+        )
+        lost = StoreHealth(self.location, orphan_images=(images or "tokens",))  # advice for a lost database
+        raise DamagedStoreError(
+            f"store {self.location} is damaged: its database holds no pages, but {what} (the database "
+            f"was lost or replaced, e.g. an emptied or zeroed chroma.sqlite3). "
+            f"Run `pagesight check --store {self._path}` for a report. " + lost.advice(str(self._path))
+        )
+
+    def _image_files(self) -> Iterator[str]:
+        """Relative paths (``/``-separated) of the files in the image folder; links not followed."""
+        root = self._image_dir
+        if not root.is_dir():
+            return
+        for folder, dirs, files in os.walk(root, followlinks=False):
+            dirs.sort()
+            for name in sorted(files):
+                if name.startswith(".") and name.endswith(".tmp"):
+                    continue  # a copy killed before its rename: removed by recovery
+                rel = (Path(folder) / name).relative_to(root).as_posix()
+                yield rel
 
     def _leftovers(self) -> bool:
         """Whether a crash may have left something to repair (cheap: two folder listings)."""
@@ -628,12 +915,24 @@ class PageStore:
                     intent.action,
                     len(intent.ids),
                 )
-            if self._image_dir.is_dir():
-                for tmp in self._image_dir.glob("*/.*.tmp"):  # a copy killed before its rename
-                    tmp.unlink(missing_ok=True)
+            for tmp in self._leftover_copies():  # a copy killed before its rename
+                tmp.unlink(missing_ok=True)
         for staging in self._path.glob(".staging-*"):
-            if _staging_abandoned(staging):
-                shutil.rmtree(staging, ignore_errors=True)
+            checked = resolve_stored_path(self._path, staging.name, what="staging folder")
+            if checked is not None and not checked.is_symlink() and _staging_abandoned(checked):
+                shutil.rmtree(checked, ignore_errors=True)
+
+    def _leftover_copies(self) -> list[Path]:
+        """Half-copied images (``<prefix>/.<name>.tmp``) inside the image folder, links not followed."""
+        if not self._image_dir.is_dir():
+            return []
+        found = []
+        for tmp in self._image_dir.glob("*/.*.tmp"):
+            rel = tmp.relative_to(self._image_dir).as_posix()
+            checked = resolve_stored_path(self._image_dir, rel, what="leftover image copy")
+            if checked is not None:
+                found.append(checked)
+        return found
 
     def _intent(
         self, action: str, ids: list[str], images: list[str], replace: Path | None = None
@@ -750,7 +1049,12 @@ class PageStore:
                 rels.append("")
                 continue
             rel = image_relpath(p.content_hash, p.page, Path(p.image).suffix)
-            dst = self._image_dir / rel
+            dst = resolve_stored_path(self._image_dir, rel, what="page image name")
+            if dst is None:
+                raise StoreError(
+                    f"{p.source} (page {p.page}): its image name {rel!r} (from content_hash "
+                    f"{p.content_hash!r}) would leave the image folder {self._image_dir}"
+                )
             src = Path(p.image)
             if src.resolve() == dst.resolve():
                 placed.append((src, dst, False))
@@ -762,6 +1066,12 @@ class PageStore:
                         f"{p.source} (page {p.page}): could not copy its image {src} "
                         f"into {self._image_dir}: {e}"
                     ) from e
+            words = src.with_name(src.stem + ".words.json")  # OCR word boxes (documents.ocr.words_path)
+            if words.is_file() and words.resolve() != dst.with_name(dst.stem + ".words.json").resolve():
+                try:
+                    place_image(words, dst.with_name(dst.stem + ".words.json"))
+                except OSError as e:  # the boxes only serve heatmaps: the page is still written
+                    logger.info("could not copy the OCR word boxes %s: %s", words, e)
             rels.append(rel)
         return rels
 
@@ -808,7 +1118,11 @@ class PageStore:
     ) -> None:
         """Journal, then delete records, then their images; then close the journal entry."""
         ids = [id_ for id_, _ in doomed]
-        images = [str(meta["image"]) for _, meta in doomed if meta and meta.get("image")]
+        images = [
+            str(meta["image"])
+            for id_, meta in doomed
+            if meta and meta.get("image") and self._stored_image(meta["image"], f"image of record {id_!r}")
+        ]
         intent = self._intent(action, ids, images, replace=replace)
         self._delete_records(col, ids, images, action)
         if intent is not None:
@@ -821,12 +1135,16 @@ class PageStore:
             with self._chroma(action):
                 col.delete(ids=ids[start : start + step])
         for rel in images:
-            remove_image(self._image_dir / rel)
+            path = self._stored_image(rel, "image to delete")
+            if path is not None:
+                remove_image(path, self._image_dir)
 
     # -- reading helpers -------------------------------------------------------------------------
 
     def _scan(self, source: str | None, *, include: list[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
         """Yield (id, document, metadata) of every record (of ``source``), a batch at a time."""
+        if source is not None and not is_storable_name(source):
+            return  # never stored: documents.source_name refuses names that are not valid UTF-8
         with self._lock:
             col = self._open()
         step = self._batch_size()
@@ -847,20 +1165,49 @@ class PageStore:
                 return
             offset += step
 
-    def _hit(self, id_: str, doc: str | None, meta: dict[str, Any] | None, score: float) -> Hit:
+    def _hit(
+        self, id_: str, doc: str | None, meta: dict[str, Any] | None, score: float, *, check: bool = False
+    ) -> Hit:
+        """A record as a :class:`Hit`; its image path is checked to lie inside the image folder.
+
+        ``check``: also check that the image file exists (search results); a missing one is warned
+        about once per page and given as ``image=None``.
+        """
         meta = meta or {}
-        rel = str(meta.get("image") or "")
+        rel = meta.get("image") or ""
+        image = self._stored_image(rel, f"image of record {id_!r}") if rel else None
+        if image is not None and check and not image.is_file():
+            if id_ not in self._warned_missing:
+                self._warned_missing.add(id_)
+                logger.warning(
+                    "store %s: the image of %s page %s (%s) is missing; run `pagesight index` on that "
+                    "source again to restore it (`pagesight check --store %s` lists every problem)",
+                    self.location,
+                    meta.get("source", "?"),
+                    meta.get("page", "?"),
+                    image,
+                    self.location,
+                )
+            image = None
         return Hit(
             id=id_,
             source=str(meta.get("source", "")),
-            page=int(meta.get("page", 0)),
+            page=_meta_int(meta, "page"),
             text=doc or "",
-            image=self._image_dir / rel if rel else None,
-            width=int(meta.get("width", 0)),
-            height=int(meta.get("height", 0)),
+            image=image,
+            width=_meta_int(meta, "width"),
+            height=_meta_int(meta, "height"),
             content_hash=str(meta.get("content_hash", "")),
             score=score,
+            text_source=str(meta.get("text_source", "layer")),
         )
+
+    def _stored_image(self, rel: object, what: str) -> Path | None:
+        """The image file a stored relative path names, or ``None`` if it would leave the image folder."""
+        path = resolve_stored_path(self._image_dir, rel, what=f"{what} in store {self.location}")
+        if path is None:
+            self._refused.add(repr(rel))
+        return path
 
     @contextmanager
     def _chroma(self, action: str) -> Iterator[None]:
@@ -872,6 +1219,13 @@ class PageStore:
         except Exception as e:
             if not _is_backend_error(e):
                 raise
+            status = _auth_status(e)
+            if status is not None:
+                raise StoreAuthenticationError(
+                    f"store {self.location}: {action} failed: authentication failed (HTTP {status}); the "
+                    "server wants credentials: pass --chroma-header 'Authorization: Bearer TOKEN' (or "
+                    "X-Chroma-Token, as the server expects), $PAGESIGHT_CHROMA_HEADERS, or headers= in Python"
+                ) from e
             writer = self._other_writer()
             if writer is not None:
                 # Chroma's embedded mode keeps each process's vector index in memory and flushes it
@@ -893,7 +1247,7 @@ class PageStore:
             if lock.try_acquire():
                 lock.release()
                 return None
-        except OSError:
+        except (OSError, StoreError):  # an unusable lock file: reported by the write that needs it
             return None
         return lock.holder_pid() or "unknown"
 
@@ -906,6 +1260,8 @@ def _is_backend_error(e: Exception) -> bool:
     module = type(e).__module__ or ""
     if module.startswith(("chromadb", "httpx", "httpcore")):
         return True
+    if _auth_status(e) is not None or type(e.__context__).__module__.startswith("httpx"):
+        return True  # chromadb's bare Exception(response text) for an HTTP error it cannot parse
     # The Rust bindings and client-side validation raise builtins (ValueError, TypeError,
     # UnicodeEncodeError); sqlite and the network raise OSError subclasses.
     return isinstance(e, ValueError | TypeError | OSError)
@@ -933,6 +1289,28 @@ def _check_extra_metadata(extra: Mapping[str, Any] | None) -> dict[str, Any]:
     return checked
 
 
+def _meta_int(meta: Mapping[str, Any], key: str) -> int:
+    """An integer field of record metadata; 0 when missing or not a number (a hostile record)."""
+    value = meta.get(key, 0)
+    return int(value) if isinstance(value, int | float) and np.isfinite(value) else 0
+
+
+def _token_owner_mismatch(folder: Path, collection_id: str) -> int | None:
+    """How many pages' tokens ``folder`` holds for another collection than ``collection_id``; else None.
+
+    Tokens of an interrupted first write belong to this collection (MultiVectorStore records the
+    owner before it writes them), so only tokens of a database that is gone count.
+    """
+    if not (folder / "index.sqlite3").is_file():
+        return None
+    from pagesight.retrieval.token_store import inspect_token_folder
+
+    report = inspect_token_folder(folder)
+    if report.error is None and report.ids and report.owner is not None and report.owner != collection_id:
+        return len(report.ids)
+    return None
+
+
 def _staging_abandoned(folder: Path) -> bool:
     """Whether an ingest staging folder (``.staging-<pid>-*``) belongs to a process that is gone."""
     parts = folder.name.split("-")
@@ -944,14 +1322,104 @@ def _staging_abandoned(folder: Path) -> bool:
         return False
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # tenant and database names (also folders)
+
+
+@dataclass(frozen=True)
+class _Server:
+    """Where a server store connects and with what; ``repr`` never shows header values."""
+
+    url: str  # without userinfo: safe to show
+    host: str
+    port: int
+    ssl: bool
+    headers: Mapping[str, str] = field(repr=False)
+    tenant: str | None
+    database: str | None
+
+    @property
+    def folder(self) -> str:
+        """Relative folder of this server's local images and tokens (per tenant and database)."""
+        base = f"{self.host}-{self.port}"
+        if self.tenant is None and self.database is None:
+            return base  # the folder stores had before tenants and databases were options
+        return f"{base}/{self.tenant or 'default_tenant'}/{self.database or 'default_database'}"
+
+    def client(self, chromadb: Any, settings: Any) -> Any:
+        """A ``chromadb.HttpClient`` for this server."""
+        from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
+
+        return chromadb.HttpClient(
+            host=self.host,
+            port=self.port,
+            ssl=self.ssl,
+            headers=dict(self.headers) or None,
+            settings=settings,
+            tenant=self.tenant or DEFAULT_TENANT,
+            database=self.database or DEFAULT_DATABASE,
+        )
+
+
+def _server_options(
+    url: str, headers: Mapping[str, str] | None, tenant: str | None, database: str | None
+) -> _Server:
+    """Check a server store's URL, headers, tenant and database (raising ConfigurationError)."""
+    host, port, ssl = _parse_url(url)
+    parts = urlsplit(url)
+    sent: dict[str, str] = {}
+    if parts.username is not None or parts.password is not None:
+        import base64
+
+        pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+        sent["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+        url = shown.geturl()
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ConfigurationError(f"`headers`: {name!r} is not a valid HTTP header name")
+        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            # the value is a secret: name the header, never show the value
+            raise ConfigurationError(f"`headers`: the value of {name} must be a one-line string")
+        sent = {k: v for k, v in sent.items() if k.lower() != name.lower()}
+        sent[name] = value
+    for what, name_given in (("tenant", tenant), ("database", database)):
+        if name_given is not None and not (isinstance(name_given, str) and _NAME.fullmatch(name_given)):
+            raise ConfigurationError(
+                f"`{what}` must be 1-128 letters, digits, '_', '.' or '-' (not starting with one of "
+                f"the last three), got {name_given!r}"
+            )
+    return _Server(url, host, port, ssl, sent, tenant, database)
+
+
+def _auth_status(e: BaseException) -> int | None:
+    """The HTTP status (401, 403, 407) when ``e`` says the server refused the credentials."""
+    name = type(e).__name__
+    if type(e).__module__.startswith("chromadb") and name in ("AuthorizationError", "ChromaAuthError"):
+        return 401 if name == "AuthorizationError" else 403
+    # chromadb raises a bare Exception(response text) for an HTTP error it cannot parse (a proxy's
+    # 401 page) inside the handler of httpx's HTTPStatusError, and may re-raise that as a
+    # ValueError: the status is down the exception's context chain.
+    cause: BaseException | None = e
+    for _ in range(5):
+        if cause is None:
+            break
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        if type(cause).__name__ == "HTTPStatusError" and status in (401, 403, 407):
+            return int(status)
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def _parse_url(url: str) -> tuple[str, int, bool]:
     parts = urlsplit(url)
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no password in messages
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"`url` must look like http://host:port, got {url!r}")
+        raise ConfigurationError(f"`url` must look like http://host:port, got {shown!r}")
     try:
         port = parts.port
     except ValueError as e:
-        raise ConfigurationError(f"`url` has an invalid port: {url!r}") from e
+        raise ConfigurationError(f"`url` has an invalid port: {shown!r}") from e
     ssl = parts.scheme == "https"
     return parts.hostname, port or (443 if ssl else 8000), ssl
 
@@ -993,6 +1461,7 @@ def _page_metadata(page: Page, image_rel: str, source_pages: int) -> dict[str, s
         # How many pages the source was written with: a write a crash cut short (a server store has
         # no journal) is then seen as incomplete, and ingest writes the source again.
         _SOURCE_PAGES: int(source_pages),
+        "text_source": str(getattr(page, "text_source", "layer")),  # layer / ocr / both
     }
 
 

@@ -15,7 +15,7 @@ Layout of the folder::
     index.sqlite3          page id -> (segment, first row, n_tokens, dim, dtype); segments; settings
     segments/000001.bin    raw rows, (rows, dim) of the store's dtype, C order, appended to only
     segments/000001.scl    int8 stores: one float32 scale per row
-    LOCK                   advisory lock file serializing writers across processes
+    LOCK, LOCK.pid         lock file serializing writers across processes (filelock), holder's pid
 
 Why SQLite (WAL mode, ``synchronous=FULL``) for the index: a ``put`` of many pages, a ``delete`` or the
 index swap of a compaction is one transaction, so after a crash the index is exactly the state before
@@ -46,12 +46,14 @@ from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 import numpy as np
 
 from pagesight.errors import ConfigurationError, InvalidVectorError, StoreError, StoreMismatchError
+from pagesight.retrieval._images import resolve_stored_path
 from pagesight.retrieval._journal import fsync_dir
+from pagesight.retrieval._writelock import FileLockHold
 
 if TYPE_CHECKING:
     from pagesight.retrieval.maxsim import PackedTokens
 
-__all__ = ["StorageDtype", "TokenStore", "TokenStoreStats"]
+__all__ = ["StorageDtype", "TokenFolderReport", "TokenStore", "TokenStoreStats", "inspect_token_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,86 @@ class TokenStoreStats:
     def dead_fraction(self) -> float:
         """Share of segment bytes no live page uses (what :meth:`TokenStore.compact` gives back)."""
         return 0.0 if self.file_bytes == 0 else max(0.0, 1.0 - self.live_bytes / self.file_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenFolderReport:
+    """What :func:`inspect_token_folder` found, read-only.
+
+    Attributes:
+        ids: page ids the index holds.
+        owner: the Chroma collection id the tokens were written for (``None`` if not recorded).
+        broken: page id -> its segment file, for pages whose segment is missing or cut short.
+        missing_segments: segment files the index needs that are missing or shorter than indexed.
+        orphan_segments: segment files the index does not know.
+        error: why the index could not be read (then the rest is empty).
+    """
+
+    ids: frozenset[str] = frozenset()
+    owner: str | None = None
+    broken: dict[str, str] | None = None
+    missing_segments: tuple[str, ...] = ()
+    orphan_segments: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def inspect_token_folder(folder: Path) -> TokenFolderReport:
+    """Compare a token folder's index with its segment files without changing anything.
+
+    A folder without an index reads as empty.
+    """
+    index = folder / "index.sqlite3"
+    if not index.is_file():
+        return TokenFolderReport(broken={})
+    try:
+        conn = sqlite3.connect(f"{index.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+        try:
+            settings = dict(conn.execute("SELECT key, value FROM settings").fetchall())
+            segments = conn.execute("SELECT seq, dim, dtype, rows FROM segments").fetchall()
+            entries = conn.execute("SELECT id, seq FROM entries").fetchall()
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error) as e:
+        return TokenFolderReport(error=f"{index}: {e}")
+    seg_dir = folder / "segments"
+    bad: dict[object, str] = {}
+    known: set[str] = set()
+    for seq, dim, dtype, rows in segments:
+        if not isinstance(seq, int) or dtype not in get_args(StorageDtype):
+            bad[seq] = repr(seq)
+            continue
+        name = f"{seq:06d}"
+        known.update((name + ".bin", name + ".scl"))
+        need = [(name + ".bin", int(rows) * int(dim) * np.dtype(dtype).itemsize)]
+        if dtype == "int8":
+            need.append((name + ".scl", int(rows) * 4))
+        for file, size in need:
+            path = resolve_stored_path(seg_dir, file, what="token segment")
+            try:
+                ok = path is not None and path.stat().st_size >= size
+            except OSError:
+                ok = False
+            if not ok:
+                bad[seq] = file
+    broken = {}
+    for id_, seq in entries:
+        if seq in bad or not isinstance(seq, int):
+            broken[str(id_)] = bad.get(seq, repr(seq))
+        elif f"{seq:06d}.bin" not in known:
+            broken[str(id_)] = f"{seq:06d}.bin"
+    orphans = sorted(
+        p.name
+        for p in (seg_dir.iterdir() if seg_dir.is_dir() else [])
+        if p.suffix in (".bin", ".scl") and p.stem.isdigit() and p.name not in known
+    )
+    owner = settings.get("owner")
+    return TokenFolderReport(
+        ids=frozenset(str(r[0]) for r in entries),
+        owner=str(owner) if owner else None,
+        broken=broken,
+        missing_segments=tuple(sorted(set(bad.values()) | set(broken.values()))),
+        orphan_segments=tuple(orphans),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +230,7 @@ class TokenStore:
         self._conn: sqlite3.Connection | None = None
         self._dtype: StorageDtype = dtype or "float16"
         self._maps: dict[int, tuple[int, np.ndarray, np.ndarray | None]] = {}
-        self._lock_file: Any = None
+        self._lock_file: FileLockHold | None = None
         self._lock_depth = 0
 
     # -- public API ----------------------------------------------------------------------------
@@ -277,6 +359,27 @@ class TokenStore:
                     removed += cur.rowcount
             return removed
 
+    def owner(self) -> str | None:
+        """The id of the Chroma collection these tokens belong to (see :meth:`set_owner`)."""
+        with self._lock:
+            conn = self._open()
+            row = conn.execute("SELECT value FROM settings WHERE key = 'owner'").fetchone()
+            return str(row[0]) if row else None
+
+    def set_owner(self, owner: str) -> None:
+        """Record the Chroma collection these tokens belong to.
+
+        A token folder whose owner differs from the collection beside it, while that collection is
+        empty, was written for a database that is gone (replaced or zeroed): the store reports
+        itself damaged instead of dropping the tokens as leftovers of an interrupted write.
+        """
+        if self.owner() == owner:
+            return
+        with self.locked():
+            conn = self._open()
+            with self._transaction(conn, "recording the owner"):
+                conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES ('owner', ?)", (owner,))
+
     def ids(self) -> list[str]:
         """Return the stored page ids, sorted."""
         with self._lock:
@@ -293,6 +396,32 @@ class TokenStore:
                     r[0] for r in conn.execute(f"SELECT id FROM entries WHERE id IN ({_marks(chunk)})", chunk)
                 )
             return found
+
+    def readable(self, ids: Sequence[str]) -> set[str]:
+        """Return which of ``ids`` have tokens whose segment files exist and hold their rows."""
+        with self._lock:
+            conn = self._open()
+            found: dict[str, int] = {}
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                for r in conn.execute(f"SELECT id, seq FROM entries WHERE id IN ({_marks(chunk)})", chunk):
+                    found[str(r[0])] = r[1]
+            intact: dict[object, bool] = {}
+            for seq in set(found.values()):
+                intact[seq] = self._segment_intact(conn, seq)
+            return {i for i, seq in found.items() if intact[seq]}
+
+    def _segment_intact(self, conn: sqlite3.Connection, seq: object) -> bool:
+        row = conn.execute("SELECT dim, dtype, rows FROM segments WHERE seq = ?", (seq,)).fetchone()
+        if row is None or not isinstance(seq, int) or str(row[1]) not in get_args(StorageDtype):
+            return False
+        dim, dtype, rows = int(row[0]), str(row[1]), int(row[2])
+        bin_path, scl_path = self._paths(seq)
+        try:
+            if bin_path.stat().st_size < rows * dim * np.dtype(dtype).itemsize:
+                return False
+            return dtype != "int8" or scl_path.stat().st_size >= rows * 4
+        except OSError:
+            return False
 
     def count(self) -> int:
         """Return the number of stored pages."""
@@ -332,7 +461,7 @@ class TokenStore:
             conn = self._open()
             before = self.stats().file_bytes
             entries = self._ordered_entries(conn, None)
-            old = [int(r[0]) for r in conn.execute("SELECT seq FROM segments")]
+            old = [self._int(r[0], "segment") for r in conn.execute("SELECT seq FROM segments")]
             moves: list[tuple[int, int, str]] = []
             new_segments: dict[int, tuple[int, str, int]] = {}
             seq, rows, seg_dim, seg_dtype = -1, 0, -1, ""
@@ -384,9 +513,16 @@ class TokenStore:
         logger.info("compacted token store %s: %d -> %d bytes", self._folder, before, after)
         return max(0, before - after)
 
+    lock_timeout: float = 10.0
+    """Seconds a write waits for another process's hold of the token store's lock."""
+
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the store's write lock (threads and processes); re-entrant within a thread.
+
+        Raises:
+            StoreError: another process holds it for longer than ``lock_timeout`` (names its pid),
+                or the lock file cannot be used.
 
         :class:`~pagesight.retrieval.multivector.MultiVectorStore` holds it across a whole
         ``add_source`` so that another process's reconciliation never sees a half-written source.
@@ -472,7 +608,7 @@ class TokenStore:
         if not self._try_file_lock():
             return
         try:
-            known = {int(r[0]) for r in conn.execute("SELECT seq FROM segments")}
+            known = {r[0] for r in conn.execute("SELECT seq FROM segments")}
             for path in self._segment_dir.glob("*"):
                 stem = path.stem
                 if path.suffix in (".bin", ".scl") and stem.isdigit() and int(stem) not in known:
@@ -485,36 +621,23 @@ class TokenStore:
 
     # -- locking -------------------------------------------------------------------------------
 
+    def _file_lock(self) -> FileLockHold:
+        if self._lock_file is None:
+            self._lock_file = FileLockHold(self._folder / "LOCK", f"token store {self._folder}")
+        return self._lock_file
+
     def _acquire_file_lock(self) -> None:
-        self._folder.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self._folder / "LOCK", "a+b")  # noqa: SIM115 - held across calls
-        try:
-            import fcntl
-        except ImportError:  # Windows: threads are still serialized by self._lock
-            return
-        fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX)
+        self._file_lock().take(self.lock_timeout, "wait for it to finish (one writing process per store)")
 
     def _try_file_lock(self) -> bool:
         if self._lock_depth > 0:
             return True
-        try:
-            import fcntl
-        except ImportError:
-            return True
-        self._lock_file = open(self._folder / "LOCK", "a+b")  # noqa: SIM115
-        try:
-            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock_file.close()
-            self._lock_file = None
-            return False
-        return True
+        return self._file_lock().try_take()
 
     def _release_file_lock(self) -> None:
         if self._lock_depth > 0 or self._lock_file is None:
             return
-        f, self._lock_file = self._lock_file, None
-        f.close()  # closing the descriptor releases the flock
+        self._file_lock().release()
 
     @contextlib.contextmanager
     def _transaction(self, conn: sqlite3.Connection, action: str) -> Iterator[None]:
@@ -566,8 +689,8 @@ class TokenStore:
         row_bytes = _row_bytes(dim, self._dtype)
         last = conn.execute("SELECT seq, dim, dtype, rows FROM segments ORDER BY seq DESC LIMIT 1").fetchone()
         next_seq = self._next_seq(conn)
-        if last is not None and (int(last[1]), str(last[2])) == (dim, self._dtype):
-            seq, rows = int(last[0]), int(last[3])
+        if last is not None and (last[1], str(last[2])) == (dim, self._dtype):
+            seq, rows = self._int(last[0], "segment"), self._int(last[3], "row")
         else:
             seq, rows = next_seq, 0
             next_seq += 1
@@ -614,11 +737,23 @@ class TokenStore:
     def _next_seq(self, conn: sqlite3.Connection) -> int:
         row = conn.execute("SELECT value FROM settings WHERE key = 'next_seq'").fetchone()
         top = conn.execute("SELECT MAX(seq) FROM segments").fetchone()[0]
-        return max(int(row[0]) if row else 1, (int(top) + 1) if top is not None else 1)
+        recorded = str(row[0]) if row else "1"
+        if not recorded.isdigit():
+            raise StoreError(f"token store {self._folder}: its index records next_seq {recorded!r}")
+        return max(int(recorded), (self._int(top, "segment") + 1) if top is not None else 1)
 
     def _paths(self, seq: int) -> tuple[Path, Path]:
-        base = self._segment_dir / f"{seq:06d}"
-        return base.with_suffix(".bin"), base.with_suffix(".scl")
+        """The segment's files: names built from its integer number, checked to stay in the folder."""
+        name = f"{self._int(seq, 'segment'):06d}"
+        paths = tuple(
+            resolve_stored_path(self._segment_dir, name + suffix, what="token segment")
+            for suffix in (".bin", ".scl")
+        )
+        if paths[0] is None or paths[1] is None:
+            raise StoreError(
+                f"token store {self._folder}: segment {seq} would lie outside {self._segment_dir}"
+            )
+        return paths[0], paths[1]
 
     def _create(self, seq: int) -> None:
         """Make sure the segment's files exist (``_write_rows`` opens them for update)."""
@@ -665,7 +800,7 @@ class TokenStore:
             for r in conn.execute(
                 f"SELECT id, seq, row, n_tokens, dim, dtype FROM entries WHERE id IN ({_marks(chunk)})", chunk
             ):
-                found[r[0]] = _Entry(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), str(r[5]))
+                found[r[0]] = self._entry(r)
         missing = [i for i in ids if i not in found]
         if missing:
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
@@ -677,9 +812,32 @@ class TokenStore:
             found = self._lookup(conn, ids)
             return [found[i] for i in ids]
         return [
-            _Entry(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4]), str(r[5]))
+            self._entry(r)
             for r in conn.execute("SELECT id, seq, row, n_tokens, dim, dtype FROM entries ORDER BY seq, row")
         ]
+
+    def _entry(self, r: Sequence[Any]) -> _Entry:
+        """An index row, its numbers checked (a hostile or damaged index gives StoreError)."""
+        dtype = str(r[5])
+        if dtype not in get_args(StorageDtype):
+            raise StoreError(f"token store {self._folder}: page {r[0]!r} has an unknown dtype {dtype!r}")
+        return _Entry(
+            str(r[0]),
+            self._int(r[1], "segment"),
+            self._int(r[2], "row"),
+            self._int(r[3], "token count"),
+            self._int(r[4], "width"),
+            dtype,
+        )
+
+    def _int(self, value: object, what: str) -> int:
+        """A number read from the index; anything else (text such as ``'../x'``) is refused."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise StoreError(
+                f"token store {self._folder}: its index holds {value!r} as a {what} number; the index is "
+                "damaged or was not written by pagesight (run `pagesight check` on the store)"
+            )
+        return value
 
     def _view(
         self, conn: sqlite3.Connection, seq: int, rows_needed: int
@@ -691,14 +849,16 @@ class TokenStore:
         r = conn.execute("SELECT dim, dtype, rows FROM segments WHERE seq = ?", (seq,)).fetchone()
         if r is None:
             raise StoreError(f"token store {self._folder}: segment {seq} is missing from the index")
-        dim, dtype, rows = int(r[0]), str(r[1]), int(r[2])
+        dim, dtype, rows = self._int(r[0], "width"), str(r[1]), self._int(r[2], "row")
+        if dtype not in get_args(StorageDtype):
+            raise StoreError(f"token store {self._folder}: segment {seq} has an unknown dtype {dtype!r}")
         bin_path, scl_path = self._paths(seq)
         try:
             tok = np.memmap(bin_path, dtype=np.dtype(dtype), mode="c", shape=(rows, dim))
             scl = np.memmap(scl_path, dtype=np.float32, mode="c", shape=(rows,)) if dtype == "int8" else None
         except (OSError, ValueError) as e:
             raise StoreError(f"token store {self._folder}: cannot read segment {bin_path.name}: {e}") from e
-        live = {int(x[0]) for x in conn.execute("SELECT seq FROM segments")}
+        live = {x[0] for x in conn.execute("SELECT seq FROM segments")}
         for stale in [s for s in self._maps if s not in live]:  # compacted away by another process:
             del self._maps[stale]  # unmapping lets the filesystem free the unlinked file
         self._maps[seq] = (rows, tok, scl)

@@ -9,7 +9,8 @@
 
 The handlers are plain functions of an :class:`~pagesight.ui.state.App` (``on_index``,
 ``on_ask``, ``on_select``) returning strings, lists and images; :func:`build_app` only lays out the
-components and wires them. The app binds to loopback by default and has no authentication.
+components and wires them. The app binds to loopback by default; ``launch(..., auth=[(user,
+password)])`` (``pagesight serve --auth``) puts Gradio's login page in front of it.
 """
 
 from __future__ import annotations
@@ -245,6 +246,7 @@ def build_app(
     trust_remote_code: bool = False,
     loader_options: Mapping[str, Any] | None = None,
     max_upload_bytes: int | None = DEFAULT_MAX_UPLOAD_BYTES,
+    store_options: Mapping[str, Any] | None = None,
 ) -> Any:
     """Build the web app for the store at ``store`` (a ``gradio.Blocks``; launch it with :func:`launch`).
 
@@ -261,6 +263,7 @@ def build_app(
         loader_options: limits and options for indexed files and URLs (``max_pages``,
             ``max_bytes``, ``allow_private``, ...; see :class:`~pagesight.ui.state.App`).
         max_upload_bytes: largest file the browser may upload (256 MiB); ``None`` for no limit.
+        store_options: for a Chroma server store: ``headers``, ``tenant``, ``database``.
 
     Raises:
         MissingDependencyError: gradio is not installed (``pip install "pagesight[ui]"``).
@@ -281,6 +284,7 @@ def build_app(
         trust_remote_code=trust_remote_code,
         loader_options=loader_options,
         max_upload_bytes=max_upload_bytes,
+        store_options=store_options,
     )
     late = app.late_interaction
 
@@ -392,17 +396,25 @@ def _free_port(host: str) -> int:
 
 
 def launch(
-    demo: Any, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True, quiet: bool = False
+    demo: Any,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    *,
+    block: bool = True,
+    quiet: bool = False,
+    auth: Sequence[tuple[str, str]] | None = None,
 ) -> str:
     """Serve a :func:`build_app` app on ``host:port`` and return its URL.
 
     Args:
         demo: the app.
-        host: interface to bind (loopback by default; the app has no authentication).
+        host: interface to bind (loopback by default).
         port: TCP port; 0 picks a free one.
         block: serve until interrupted (Ctrl+C); ``False`` returns at once, serving in a thread
             (stop with ``demo.close()``).
         quiet: do not print the URL.
+        auth: ``(user, password)`` pairs allowed to log in (Gradio's login page); ``None`` or
+            empty: no authentication, anyone who reaches the address can use the app.
 
     Raises:
         ConfigurationError: the port is in use.
@@ -416,6 +428,7 @@ def launch(
             server_name=host,
             server_port=port,
             share=False,
+            auth=[tuple(pair) for pair in auth] if auth else None,
             prevent_thread_lock=True,
             quiet=quiet,
             allowed_paths=allowed,

@@ -9,12 +9,53 @@ Wired into :mod:`pagesight.cli` with::
 from __future__ import annotations
 
 import argparse
-import sys
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pagesight.errors import ConfigurationError, MissingDependencyError
 
-__all__ = ["add_serve_parser", "cmd_serve", "no_auth_warning"]
+__all__ = ["add_serve_parser", "cmd_serve", "no_auth_warning", "parse_auth"]
+
+AUTH_ENV = "PAGESIGHT_AUTH"
+
+
+def _auth_pair(entry: str, where: str) -> tuple[str, str]:
+    user, sep, password = entry.partition(":")
+    if not sep or not user.strip() or not password:
+        # never echo the entry: it may hold a password
+        raise ConfigurationError(f"{where}: expected USER:PASSWORD with a non-empty user and password")
+    return user.strip(), password
+
+
+def parse_auth(
+    values: Sequence[str] = (), files: Sequence[str | Path] = (), env: str | None = None
+) -> list[tuple[str, str]]:
+    """The ``(user, password)`` pairs of ``--auth``, ``--auth-file`` and ``$PAGESIGHT_AUTH``.
+
+    Args:
+        values: ``USER:PASSWORD`` entries (the password may contain ``:``).
+        files: files of ``USER:PASSWORD`` lines; blank lines and lines starting with ``#`` are
+            skipped.
+        env: the value of ``$PAGESIGHT_AUTH``: one ``USER:PASSWORD`` entry per line.
+
+    Raises:
+        ConfigurationError: an entry without a user or password, or an unreadable file (the
+            message names the flag, file and line, never the password).
+    """
+    pairs = [_auth_pair(v, "--auth") for v in values]
+    for file in files:
+        try:
+            lines = Path(file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigurationError(f"--auth-file {file}: cannot read it ({type(e).__name__})") from e
+        for number, line in enumerate(lines, 1):
+            if line.strip() and not line.lstrip().startswith("#"):
+                pairs.append(_auth_pair(line.rstrip("\r\n"), f"--auth-file {file}, line {number}"))
+    if env:
+        pairs += [_auth_pair(line, f"${AUTH_ENV}") for line in env.splitlines() if line.strip()]
+    return pairs
 
 
 def no_auth_warning(host: str) -> str | None:
@@ -25,7 +66,8 @@ def no_auth_warning(host: str) -> str | None:
         return None
     return (
         f"pagesight: warning: serving on {host}: the app has no authentication; anyone who can reach "
-        "this address can read the indexed documents and add new ones."
+        "this address can read the indexed documents and add new ones. Add --auth USER:PASSWORD "
+        f"(or --auth-file, ${AUTH_ENV})."
     )
 
 
@@ -39,13 +81,13 @@ def _check_generator(spec: str | None) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the web app until interrupted. Exit 2 when gradio is missing or an option is wrong."""
     from pagesight._deps import require
+    from pagesight.cli import _err, _server_options, loader_limits
 
     try:
         require("gradio", "ui")
     except MissingDependencyError as e:
-        print(f"pagesight: the web app needs gradio: {e}", file=sys.stderr)
+        _err(f"pagesight: the web app needs gradio: {e}")
         return 2
-    from pagesight.cli import loader_limits
     from pagesight.ui.app import build_app, launch
 
     if args.port < 0 or args.port > 65535:
@@ -55,9 +97,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_upload_mb < 0:
         raise ConfigurationError(f"--max-upload-mb must be 0 (no limit) or more, got {args.max_upload_mb}")
     _check_generator(args.generator)
-    warning = no_auth_warning(args.host)
+    auth = parse_auth(args.auth or (), args.auth_file or (), os.environ.get(AUTH_ENV))
+    warning = None if auth else no_auth_warning(args.host)
     if warning:
-        print(warning, file=sys.stderr)
+        _err(warning)
     demo = build_app(
         args.store,
         profile=args.profile,
@@ -68,11 +111,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         trust_remote_code=args.trust_remote_code,
         loader_options=loader_limits(args),
         max_upload_bytes=args.max_upload_mb * 2**20 if args.max_upload_mb else None,
+        store_options=_server_options(args),
     )
-    url = launch(demo, args.host, args.port, block=False, quiet=True)
+    url = launch(demo, args.host, args.port, block=False, quiet=True, auth=auth)
     app = demo.pagesight_app
-    print(f"pagesight: {app.describe()}", file=sys.stderr)
-    print(f"pagesight: serving at {url} (Ctrl+C to stop)", file=sys.stderr)
+    _err(f"pagesight: {app.describe()}")
+    login = f"; login required ({len(auth)} user(s))" if auth else ""
+    _err(f"pagesight: serving at {url}{login} (Ctrl+C to stop)")
     demo.block_thread()
     return 0
 
@@ -110,6 +155,19 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--reranker", default=None, help="rerank the retrieved pages with this model; 'none': no reranker"
     )
     p.add_argument("-k", type=int, default=5, help="pages retrieved per question (default: 5)")
+    p.add_argument(
+        "--auth",
+        action="append",
+        metavar="USER:PASSWORD",
+        help="require a login (Gradio's login page); repeat for more users; "
+        f"also ${AUTH_ENV} (one USER:PASSWORD per line)",
+    )
+    p.add_argument(
+        "--auth-file",
+        action="append",
+        metavar="FILE",
+        help="file of USER:PASSWORD lines (blank lines and # comments skipped)",
+    )
     p.add_argument(
         "--trust-remote-code",
         action="store_true",

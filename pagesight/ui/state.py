@@ -224,6 +224,8 @@ class App:
             ``allow_private`` is true (or ``PAGESIGHT_ALLOW_PRIVATE_URLS=1``).
         max_upload_bytes: largest file the browser may upload (:data:`DEFAULT_MAX_UPLOAD_BYTES`);
             ``None`` for no limit.
+        store_options: for a Chroma server store, ``headers``, ``tenant`` and ``database`` (see
+            :func:`pagesight.pipelines.stores.open_store`).
 
     Example:
         >>> app = App("index/", generator="extractive")  # doctest: +SKIP
@@ -245,6 +247,7 @@ class App:
         dpi: int = 96,
         loader_options: Mapping[str, Any] | None = None,
         max_upload_bytes: int | None = DEFAULT_MAX_UPLOAD_BYTES,
+        store_options: Mapping[str, Any] | None = None,
     ) -> None:
         if k < 1:
             raise ConfigurationError(f"`k` must be at least 1, got {k}")
@@ -263,6 +266,7 @@ class App:
             raise ConfigurationError(f"`max_upload_bytes` must be at least 1 or None, got {max_upload_bytes}")
         self.loader_options: dict[str, Any] = dict(loader_options or {})
         self.max_upload_bytes = max_upload_bytes
+        self._store_options: dict[str, Any] = dict(store_options or {})
         self._lock = threading.RLock()
         self._index_lock = threading.Lock()
         self._store: PageStore | MultiVectorStore | None = None
@@ -296,7 +300,7 @@ class App:
             if self._store is None:
                 from pagesight.pipelines.stores import open_store
 
-                self._store = open_store(self.location, must_exist=False)
+                self._store = open_store(self.location, must_exist=False, **self._store_options)
             return self._store
 
     @property
@@ -359,7 +363,12 @@ class App:
                 from pagesight.pipelines.stores import open_multivector_store, open_store
 
                 store.close()
-                store = open_multivector_store(self.location) if late else open_store(self.location)
+                options = self._store_options
+                store = (
+                    open_multivector_store(self.location, **options)
+                    if late
+                    else open_store(self.location, **options)
+                )
                 self._store = store
             self._encoder = encoder
             self._searcher = None
@@ -380,7 +389,9 @@ class App:
                 name, n = f"{stem} ({n}){suffix}", n + 1
             taken[name] = path
             out.append((name, path))
-        out += [(u, u) for u in urls]
+        from pagesight.documents.url import redact_url
+
+        out += [(redact_url(u), u) for u in urls]  # the log never shows a URL's password
         return out
 
     def index_steps(
@@ -453,7 +464,7 @@ class App:
         if isinstance(item, str):  # a URL
             scheme = urlsplit(item).scheme.lower()
             if scheme not in ("http", "https"):
-                return SourceResult(item, "failed", error="not an http(s) URL; upload local files instead")
+                return SourceResult(name, "failed", error="not an http(s) URL; upload local files instead")
             source = item
             upload = None
         else:
@@ -494,7 +505,7 @@ class App:
         error = shown(result.error).removeprefix(f"{name}: ") if result.error else None
         # ingest records every warning raised while the source loads, from any thread: keep the
         # ones about this source (the loaders' notes name it), not the web server's own
-        notes = tuple(shown(w) for w in result.warnings if source in w)
+        notes = tuple(shown(w) for w in result.warnings if result.source in w)  # a URL: its stored name
         return SourceResult(result.source, result.status, result.pages, error, notes)
 
     # -- asking ----------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def test_documents_carry_the_page(store: MultiVectorStore, embeddings: ColEmbedE
     assert scores == sorted(scores, reverse=True)
     for doc in docs:
         assert isinstance(doc, Document)
-        assert set(doc.metadata) == {"source", "page", "image", "score", "id"}
+        assert set(doc.metadata) == {"source", "page", "image", "score", "id", "text_source"}
         assert doc.page_content == PAGES[doc.metadata["page"] - 1]
         assert doc.metadata["source"] == SOURCE and doc.id == doc.metadata["id"]
         assert isinstance(doc.metadata["score"], float) and doc.metadata["score"] > 0

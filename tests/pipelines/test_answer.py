@@ -11,6 +11,21 @@ def test_parse_citations_keeps_order_and_dedups():
     assert parse_citations(text) == [("a.pdf", 2), ("dir/x y.pdf", 10)]
 
 
+def test_parse_citations_reads_file_names_with_brackets():
+    text = "Stake them [report [final].pdf p.3]. See [x] and [b.pdf p.1; c [v2].pdf p.4]."
+    assert parse_citations(text) == [("report [final].pdf", 3), ("b.pdf", 1), ("c [v2].pdf", 4)]
+
+
+def test_a_query_with_lone_surrogates_is_searched_not_raised(tmp_path, corpus, encoder):
+    """Python callers (not only the CLI) may pass os.fsdecode'd bytes that are not UTF-8."""
+    store = PageStore(tmp_path / "store")
+    ingest([corpus["garden"]], store, encoder, show_progress=False)
+    searcher = PageSearcher(store, encoder)
+    hits = searcher.search("compost pile \udcff\udcfe", k=2)
+    assert hits and hits[0].source == str(corpus["garden"])
+    assert PageSearcher(store, encoder, mode="bm25").search("compost \ud800", k=1)[0].page == 2
+
+
 def test_extractive_answer_quotes_the_right_page(tmp_path, corpus, encoder):
     store = PageStore(tmp_path / "store")
     ingest([corpus["garden"].parent], store, encoder, show_progress=False)

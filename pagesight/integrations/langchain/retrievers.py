@@ -167,5 +167,6 @@ def _document(hit: Hit) -> Document:
         "image": str(hit.image) if hit.image is not None else None,
         "score": hit.score,
         "id": hit.id,
+        "text_source": hit.text_source,  # "layer", "ocr" or "both"
     }
     return Document(page_content=hit.text, metadata=metadata, id=hit.id)

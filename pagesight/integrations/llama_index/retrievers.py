@@ -18,7 +18,7 @@ from pagesight.retrieval.store import Hit
 __all__ = ["LateInteractionNodeRetriever"]
 
 # Kept out of the text an LLM or an embedder sees: a local file path is noise to both.
-_HIDDEN_KEYS = ["image", "id"]
+_HIDDEN_KEYS = ["image", "id", "text_source"]
 
 
 class LateInteractionNodeRetriever(BaseRetriever):
@@ -133,6 +133,7 @@ def _node(hit: Hit) -> TextNode:
         "page": hit.page,
         "image": str(hit.image) if hit.image is not None else None,
         "id": hit.id,
+        "text_source": hit.text_source,  # "layer", "ocr" or "both"
     }
     common = {
         "id_": hit.id,
