@@ -103,7 +103,14 @@ try:
     outcome = {"error": None}
 except URLFetchError as e:
     outcome = {"error": type(e).__name__, "message": str(e)}
-outcome["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM: the peak of this process image alone. ru_maxrss is not: Linux carries the parent's peak
+# across fork + exec, so under a large pytest process it reports the parent's size.
+try:
+    with open("/proc/self/status") as f:
+        peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+except OSError:
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+outcome["max_rss_mb"] = peak_kb / 1024
 print(json.dumps(outcome))
 """
 
