@@ -5,10 +5,13 @@ What it does, in one run:
 1. Rasterizes every PDF of ``eval/corpus`` (189 pages) into an image-only PDF at ``--scan-dpi``
    (each page rendered, then put back as the page's only content: a "scan", same file names).
 2. ``speed`` phase, one child process per engine (so peak RSS is per engine): loads the scans with
-   ``ocr="always"`` and no cache and reports OCR pages/s and peak RSS. Tesseract reads every page
+   ``ocr="always"`` and no cache and reports OCR pages/s and the peak RSS of that process, and
+   for Tesseract the peak RSS of one ``tesseract`` run (one runs per worker at a time, so the
+   whole peak is about process + workers x run). Tesseract reads every page
    (its results seed the OCR cache of step 3); RapidOCR, about ten times slower, reads the first
    ``--rapidocr-pages`` pages.
-3. Indexes the original PDFs (text layer) and the scans (OCR, Tesseract, cache from step 2) with the
+3. Indexes the original PDFs (text layer only: ``ocr="never"``, so the baseline has no OCR text
+   in it) and the scans (OCR, Tesseract, cache from step 2) with the
    offline profile (all-MiniLM-L6-v2 + BM25) and scores both on ``eval/queries.jsonl`` with
    :func:`pagesight.evaluation.evaluate` (dense, bm25 and hybrid), printing the ratio
    scans / text layer (target: at least 0.9 on nDCG@5).
@@ -38,7 +41,33 @@ MODES = ("dense", "bm25", "hybrid")
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux reports ``ru_maxrss`` in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+_TESSERACT_RSS = """
+import resource, subprocess, sys
+cmd = ["tesseract", sys.argv[1], "stdout", "--dpi", sys.argv[2], "tsv"]
+subprocess.run(cmd, capture_output=True, check=True, env={"OMP_THREAD_LIMIT": "1"})
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+"""
+
+
+def tesseract_rss_mb(scans: Path, ocr_dpi: int) -> float:
+    """Peak resident memory of one ``tesseract`` run on the first scanned page, in MB.
+
+    ``RUSAGE_CHILDREN`` of the OCR process itself would report that process's own size (a child
+    counts the memory it was forked with), so a bare Python child runs Tesseract and reports it.
+    """
+    import pymupdf
+
+    first = sorted(scans.glob("*.pdf"))[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / "page.png"
+        pymupdf.open(first)[0].get_pixmap(dpi=ocr_dpi, colorspace=pymupdf.csGRAY).save(png)
+        cmd = [sys.executable, "-S", "-c", _TESSERACT_RSS, str(png), str(ocr_dpi)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return float(out.strip())
 
 
 def photograph(png: bytes, page_number: int) -> bytes:
@@ -100,7 +129,12 @@ def phase_speed(scans: Path, engine: str, limit: int, ocr_dpi: int, cache: str |
                 if limit and done >= limit:
                     break
             seconds += time.perf_counter() - start
-    return {"pages": done, "seconds": seconds, "pages_per_s": done / seconds, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "pages": done,
+        "seconds": seconds,
+        "pages_per_s": done / seconds,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_child(args: argparse.Namespace, scans: Path, engine: str, limit: int, cache: Path | None) -> dict:
@@ -137,7 +171,7 @@ def score(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--phase", choices=["all", "speed"], default="all")
+    p.add_argument("--phase", choices=["all", "speed", "tesseract-rss"], default="all")
     p.add_argument("--scans", type=Path, default=None)
     p.add_argument("--engine", default="tesseract")
     p.add_argument("--limit", type=int, default=0)
@@ -149,6 +183,18 @@ def main() -> None:
         "--photographed", action="store_true", help="turn the scans 1-3 degrees and add 1 %% noise"
     )
     args = p.parse_args()
+    if args.phase == "tesseract-rss":  # python bench/ocr.py --phase tesseract-rss (rasterizes 1 file)
+        with tempfile.TemporaryDirectory() as tmp:
+            corpus = Path(tmp) / "corpus"
+            corpus.mkdir()
+            first = sorted((ROOT / "eval" / "corpus").glob("*.pdf"))[0]
+            (corpus / first.name).write_bytes(first.read_bytes())
+            rasterize(corpus, Path(tmp) / "scans", args.scan_dpi)
+            print(
+                f"tesseract peak RSS, one page at {args.ocr_dpi} dpi: "
+                f"{tesseract_rss_mb(Path(tmp) / 'scans', args.ocr_dpi):.0f} MB"
+            )
+        return
     if args.phase == "speed":
         print(json.dumps(phase_speed(args.scans, args.engine, args.limit, args.ocr_dpi, args.cache)))
         return
@@ -181,10 +227,18 @@ def main() -> None:
                 f"{engine:<10} {r['pages']:>6} {r['pages_per_s']:>8.2f} {1 / r['pages_per_s']:>7.2f} "
                 f"{r['peak_rss_mb']:>12.0f}"
             )
+            if engine == "tesseract":  # its own processes, one per worker at a time
+                workers = os.cpu_count() or 1
+                print(
+                    f"{'':<10} + tesseract runs: {tesseract_rss_mb(scans, args.ocr_dpi):.0f} MB peak "
+                    f"each, up to {workers} at once"
+                )
 
         encoder = MatryoshkaEncoder("all-minilm-l6-v2")
         encoder.load()
-        text, t_text, _ = score(ROOT / "eval" / "corpus", work / "text-store", encoder, args.ocr_dpi)
+        text, t_text, _ = score(
+            ROOT / "eval" / "corpus", work / "text-store", encoder, args.ocr_dpi, ocr="never"
+        )
         ocr, t_ocr, _ = score(scans, work / "scans-store", encoder, args.ocr_dpi)
         blind, _, _ = score(scans, work / "blind-store", encoder, args.ocr_dpi, ocr="never")
         print(f"\nindex: text layer {t_text:.1f} s, scans {t_ocr:.1f} s (OCR results from the cache above)")

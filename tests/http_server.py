@@ -47,6 +47,8 @@ class Route:
             the real body is still sent.
         chunk_size: with ``send_length=False``, write the body in chunks of this size.
         chunk_delay: seconds to sleep between chunks.
+        chunk_delays: with ``send_length=False``, seconds to sleep before each chunk, in order
+            (a schedule; ``chunk_delay`` is then not used).
     """
 
     body: bytes = b""
@@ -59,6 +61,7 @@ class Route:
     declared_length: int | None = None
     chunk_size: int = 65536
     chunk_delay: float = 0.0
+    chunk_delays: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,10 +117,12 @@ class _Handler(BaseHTTPRequestHandler):
             if route.send_length:
                 self.wfile.write(route.body)
             else:
-                for start in range(0, len(route.body), route.chunk_size):
+                for i, start in enumerate(range(0, len(route.body), route.chunk_size)):
+                    if i < len(route.chunk_delays):
+                        time.sleep(route.chunk_delays[i])
                     self.wfile.write(route.body[start : start + route.chunk_size])
                     self.wfile.flush()
-                    if route.chunk_delay:
+                    if route.chunk_delay and not route.chunk_delays:
                         time.sleep(route.chunk_delay)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (limit or timeout): fine
             self.close_connection = True

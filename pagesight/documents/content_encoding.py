@@ -24,10 +24,13 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import zlib
 from typing import Any, Protocol
 
 from pagesight.errors import URLFetchError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_LAYERS",
@@ -134,6 +137,7 @@ class _ZlibReader:
         self._pending = False  # the last call filled its output: zlib may hold more
         self._tried_raw = coding != "deflate"
         self._done = False
+        self._between = False  # a gzip member has ended: another follows only if the magic does
 
     def _bad(self, e: Exception | str) -> URLFetchError:
         return URLFetchError(
@@ -142,8 +146,24 @@ class _ZlibReader:
             f"{self._coding}",
         )
 
+    def _next_member(self) -> bool:
+        """After a gzip member: whether another one follows (else the rest is ignored, as gzip -d does)."""
+        while len(self._input) < 2 and (more := self._inner.read(_CHUNK)):
+            self._input += more
+        self._between = False
+        if not self._input or self._input.startswith(b"\x1f\x8b"):
+            return True
+        logger.debug(  # the rest is not read
+            "%s: ignored the bytes after the last gzip member (starting %r)", self._url, self._input[:16]
+        )
+        self._input = b""
+        return False
+
     def read(self, size: int, /) -> bytes:
         while not self._done:
+            if self._between and not self._next_member():
+                self._done = True
+                break
             if not self._input and not self._pending:
                 self._input = self._inner.read(_CHUNK)
                 if not self._input:
@@ -168,7 +188,7 @@ class _ZlibReader:
                 rest = self._d.unused_data
                 if self._coding == "gzip":  # another member may follow
                     self._d = zlib.decompressobj(self._wbits)
-                    self._input, self._fed = rest, False
+                    self._input, self._fed, self._between = rest, False, True
                 else:
                     self._done = True  # bytes after a deflate stream are ignored, as browsers do
             if out:

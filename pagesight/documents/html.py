@@ -105,7 +105,15 @@ _FEED = 1 << 18  # characters handed to the parser at a time, so an over-long pa
 
 
 class _OverBudget(Exception):
-    """The page's text already holds more characters than ``max_pages`` pages can."""
+    """The page's text already holds more characters than ``max_pages`` pages can.
+
+    Attributes:
+        fed: characters of the HTML handed to the parser when it stopped.
+    """
+
+    def __init__(self, fed: int) -> None:
+        super().__init__(fed)
+        self.fed = fed
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +135,13 @@ class _Extractor(HTMLParser):
         self.buffer_heading = False
         self.paragraphs: list[_Para] = []
         self.chars = 0  # characters in ``paragraphs``
+        self.buffer_chars = 0  # non-space characters in ``buffer``: it holds at least that much text
         self.title_chars = 0
 
     def flush(self) -> None:
         text = "".join(self.buffer)
         self.buffer = []
+        self.buffer_chars = 0
         lines = [line.rstrip() if self.pre else _WS.sub(" ", line).strip() for line in text.split("\n")]
         text = "\n".join(line for line in lines if line) if not self.pre else "\n".join(lines).strip("\n")
         if text.strip():
@@ -188,7 +198,9 @@ class _Extractor(HTMLParser):
             self.title.append(data)
             self.title_chars += len(data)
         elif not self.skipping:
-            self.buffer.append(data if self.pre else _WS.sub(" ", data))
+            text = data if self.pre else _WS.sub(" ", data)
+            self.buffer.append(text)
+            self.buffer_chars += len(_WS.sub("", data)) if self.pre else len(text) - text.count(" ")
             if self.heading:
                 self.buffer_heading = True
 
@@ -229,11 +241,12 @@ def _paragraphs(html: str, *, drop_chrome: bool, budget: int | None) -> tuple[st
     parser = _Extractor(drop_chrome=drop_chrome)
     for start in range(0, len(html), _FEED):
         parser.feed(html[start : start + _FEED])
-        if budget is not None and max(parser.chars, parser.title_chars) > budget:
-            raise _OverBudget
+        # text not yet ended by a block tag counts too: one unbroken paragraph stops as early
+        if budget is not None and max(parser.chars + parser.buffer_chars, parser.title_chars) > budget:
+            raise _OverBudget(min(start + _FEED, len(html)))
     parser.close()
     if budget is not None and max(parser.chars, parser.title_chars) > budget:
-        raise _OverBudget
+        raise _OverBudget(len(html))
     return _WS.sub(" ", "".join(parser.title)).strip(), parser.paragraphs
 
 

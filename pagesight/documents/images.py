@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import math
 import os
 import re
 import warnings
@@ -15,6 +16,7 @@ from typing import IO, Any
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pagesight.documents._common import (
+    DEFAULT_MAX_CHARS_PER_PAGE,
     DEFAULT_MAX_PAGES,
     atomic_write,
     check_file,
@@ -71,6 +73,7 @@ def load_image(
     image_dir: str | os.PathLike[str] | None = None,
     source: str | None = None,
     max_pages: int = DEFAULT_MAX_PAGES,
+    max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE,
     ocr: OcrMode | OcrOptions = "auto",
     **ocr_keywords: Any,
 ) -> Iterator[Page]:
@@ -92,6 +95,7 @@ def load_image(
         source: the name pages carry in ``Page.source``; defaults to ``str(path)``.
         max_pages: refuse a multi-page TIFF with more frames than this (read from the file before
             any frame is decoded).
+        max_chars_per_page: cut a page's OCR text to this many characters (with a warning).
         ocr: ``"auto"`` or ``"always"`` (an image has no text layer, so both OCR every page when an
             engine is installed) or ``"never"``; see :func:`~pagesight.documents.load_pdf` for the
             ``ocr_*`` keywords.
@@ -109,9 +113,10 @@ def load_image(
     file = check_file(path, src)
     with reading(src):
         content_hash = sha256_file(file)
+    check_limits(max_chars_per_page=max_chars_per_page)
     stage = ocr_stage(ocr_options(ocr, **ocr_keywords), src)
     pages = _load(file, src, content_hash, max_pixels=max_pixels, image_dir=image_dir, max_pages=max_pages)
-    return stage(image_ocr_jobs(pages, stage.options))
+    return stage(image_ocr_jobs(pages, stage.options), max_chars_per_page=max_chars_per_page)
 
 
 def load_image_bytes(
@@ -121,6 +126,7 @@ def load_image_bytes(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     image_dir: str | os.PathLike[str] | None = None,
     max_pages: int = DEFAULT_MAX_PAGES,
+    max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE,
     ocr: OcrMode | OcrOptions = "auto",
     **ocr_keywords: Any,
 ) -> Iterator[Page]:
@@ -132,11 +138,13 @@ def load_image_bytes(
         max_pixels: see :func:`load_image`.
         image_dir: see :func:`load_image`.
         max_pages: see :func:`load_image`.
+        max_chars_per_page: see :func:`load_image`.
         ocr: see :func:`load_image`.
         **ocr_keywords: see :func:`load_image`.
     """
     if not data:
         raise EmptyDocumentError(source, "the image is empty (0 bytes)")
+    check_limits(max_chars_per_page=max_chars_per_page)
     stage = ocr_stage(ocr_options(ocr, **ocr_keywords), source)
     pages = _load(
         io.BytesIO(data),
@@ -146,7 +154,7 @@ def load_image_bytes(
         image_dir=image_dir,
         max_pages=max_pages,
     )
-    return stage(image_ocr_jobs(pages, stage.options))
+    return stage(image_ocr_jobs(pages, stage.options), max_chars_per_page=max_chars_per_page)
 
 
 def _too_large(source: str, width: int, height: int, limit: int, frame: int | None) -> ImageTooLargeError:
@@ -247,7 +255,8 @@ def _frames(im: Image.Image, frames: int, source: str, content_hash: str, out_di
                     im.seek(i)
                     rgb = _to_rgb(im)
                 dest = out_dir / f"{page_id(content_hash, number)}.png"
-                atomic_write(dest, functools.partial(rgb.save, format="PNG", compress_level=3))
+                keep = _dpi(im.info.get("dpi"))  # the resolution goes on to OCR (Tesseract's --dpi)
+                atomic_write(dest, functools.partial(rgb.save, format="PNG", compress_level=3, **keep))
             except Image.DecompressionBombError as e:
                 raise ImageTooLargeError(
                     source,
@@ -274,6 +283,17 @@ def _frames(im: Image.Image, frames: int, source: str, content_hash: str, out_di
                 height=rgb.height,
                 content_hash=content_hash,
             )
+
+
+def _dpi(value: object) -> dict[str, Any]:
+    """``{"dpi": (x, y)}`` for :meth:`PIL.Image.Image.save` if ``value`` is a sane resolution, else ``{}``."""
+    if not isinstance(value, tuple) or len(value) != 2:
+        return {}
+    try:
+        x, y = float(value[0]), float(value[1])
+    except (TypeError, ValueError):
+        return {}
+    return {"dpi": (x, y)} if all(math.isfinite(v) and 1 <= v <= 100_000 for v in (x, y)) else {}
 
 
 def image_ocr_jobs(pages: Iterator[Page], options: OcrOptions) -> Iterator[OcrJob]:

@@ -34,6 +34,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -49,7 +50,7 @@ from typing import Any, Literal, NamedTuple, Protocol, cast, runtime_checkable
 
 from PIL import Image
 
-from pagesight.documents._common import atomic_write
+from pagesight.documents._common import DEFAULT_MAX_CHARS_PER_PAGE, atomic_write
 from pagesight.documents.page import Page
 from pagesight.errors import ConfigurationError, ImageTooLargeError, MissingDependencyError, OcrError
 
@@ -158,12 +159,34 @@ class OcrResult:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> OcrResult:
-        words = tuple(
-            OcrWord(str(w[0]), (float(w[1]), float(w[2]), float(w[3]), float(w[4])), float(w[5]))
-            for w in data.get("words", [])
-        )
-        return cls(str(data.get("text", "")), words, str(data.get("engine", "")))
+    def from_json(cls, data: object) -> OcrResult:
+        """Read :meth:`to_json`'s output back, checking it (it comes from a file anyone may have edited).
+
+        Raises:
+            ValueError: ``data`` is not an object with a string ``text``/``engine`` and ``words``
+                a list of ``[text, x0, y0, x1, y1, conf]`` with finite numbers.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"not a JSON object but {type(data).__name__}")
+        text, engine, raw_words = data.get("text", ""), data.get("engine", ""), data.get("words", [])
+        if not isinstance(text, str) or not isinstance(engine, str):
+            raise ValueError("`text` and `engine` must be strings")
+        if not isinstance(raw_words, list):
+            raise ValueError(f"`words` is not a list but {type(raw_words).__name__}")
+        words = []
+        for i, w in enumerate(raw_words):
+            if not (
+                isinstance(w, list)
+                and len(w) == 6
+                and isinstance(w[0], str)
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in w[1:])
+                and all(math.isfinite(v) for v in w[1:])
+            ):
+                raise ValueError(
+                    f"word {i} is not [text, x0, y0, x1, y1, conf] with finite numbers: {w!r:.80}"
+                )
+            words.append(OcrWord(w[0], (float(w[1]), float(w[2]), float(w[3]), float(w[4])), float(w[5])))
+        return cls(text, tuple(words), engine)
 
 
 # --------------------------------------------------------------------------- engines
@@ -281,6 +304,11 @@ class TesseractEngine:
             raise MissingDependencyError(
                 f"the Tesseract program {self.binary!r} is not found; {OCR_INSTALL_HINT}"
             ) from e
+        except OSError as e:  # not executable, built for another machine (exec format error), ...
+            raise MissingDependencyError(
+                f"the Tesseract program {self.binary!r} cannot be run ({e.strerror or e}); reinstall it, "
+                f"or point $PAGESIGHT_TESSERACT at a working tesseract; {OCR_INSTALL_HINT}"
+            ) from e
         except subprocess.TimeoutExpired as e:
             raise OcrError(f"tesseract took more than {self.timeout:g} s on one image") from e
         if done.returncode != 0:
@@ -292,12 +320,30 @@ class TesseractEngine:
         """Read ``image`` (any PIL mode) with Tesseract languages ``lang`` (``"eng"``, ``"deu+eng"``)."""
         buf = io.BytesIO()
         image.convert("L").save(buf, format="PNG", compress_level=1)
-        dpi = image.info.get("dpi")
-        cmd = [self.binary, "stdin", "stdout", "-l", lang, "--psm", str(self.psm)]
-        if not dpi:
-            cmd += ["--dpi", str(DEFAULT_OCR_DPI)]
+        # always said: the PNG saved here carries no resolution, and without one Tesseract guesses
+        cmd = [
+            self.binary,
+            "stdin",
+            "stdout",
+            "-l",
+            lang,
+            "--psm",
+            str(self.psm),
+            "--dpi",
+            str(_dpi_of(image)),
+        ]
         raw = self._run([*cmd, "tsv"], buf.getvalue())
         return _parse_tsv(raw.decode("utf-8", "replace"), f"tesseract {self.version}")
+
+
+def _dpi_of(image: Image.Image) -> int:
+    """The image's resolution (``info["dpi"]``, as Pillow reads it from the file), else the default."""
+    dpi: Any = image.info.get("dpi")
+    try:
+        value = float(dpi[0] if isinstance(dpi, tuple | list) else dpi)
+    except (TypeError, ValueError, IndexError):
+        return DEFAULT_OCR_DPI
+    return round(value) if math.isfinite(value) and 30 <= value <= 2400 else DEFAULT_OCR_DPI
 
 
 def _parse_tsv(tsv: str, engine: str) -> OcrResult:
@@ -616,9 +662,13 @@ def _ocr_pil(im: Image.Image, engine: OcrEngine, lang: str, cache: OcrCache | No
     scale = 1.0
     if max(im.size) > _MAX_OCR_SIDE:
         scale = max(im.size) / _MAX_OCR_SIDE
+        declared = "dpi" in im.info
+        dpi = _dpi_of(im)
         im = im.resize(
             (max(1, round(im.width / scale)), max(1, round(im.height / scale))), Image.Resampling.LANCZOS
         )
+        if declared:  # the same page in fewer pixels: a lower resolution
+            im.info["dpi"] = (dpi / scale, dpi / scale)
     key = None
     if cache is not None:
         key = cache.key(im, engine, lang)
@@ -735,17 +785,30 @@ class OcrCache:
         h.update(image.tobytes())
         return h.hexdigest()
 
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.json"
+    def _path(self, key: str) -> Path | None:
+        """The entry's file, or ``None`` (logged) when it would lie outside the cache folder."""
+        from pagesight.retrieval._images import resolve_stored_path
+
+        return resolve_stored_path(self.folder, f"{key[:2]}/{key}.json", what="OCR cache entry")
 
     def get(self, key: str) -> OcrResult | None:
+        path = self._path(key)
+        if path is None:
+            return None
         try:
-            return OcrResult.from_json(json.loads(self._path(key).read_text("utf-8")))
-        except (OSError, ValueError, TypeError, IndexError, KeyError):
+            raw = path.read_text("utf-8")
+        except OSError:
+            return None  # not cached yet
+        try:
+            return OcrResult.from_json(json.loads(raw))
+        except ValueError as e:  # json.JSONDecodeError is one
+            logger.warning("ignoring the damaged OCR cache entry %s (%s); the image is OCR'd again", path, e)
             return None
 
     def put(self, key: str, result: OcrResult) -> None:
         path = self._path(key)
+        if path is None:
+            return
         data = json.dumps(result.to_json(), ensure_ascii=False).encode("utf-8")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -874,14 +937,25 @@ def words_path(image: str | os.PathLike[str]) -> Path:
 
 def read_words(image: str | os.PathLike[str]) -> list[OcrWord] | None:
     """The OCR words stored beside a page image, boxes in that image's pixels, or ``None``."""
+    path = words_path(image)
     try:
-        data = json.loads(words_path(image).read_text("utf-8"))
-        return list(OcrResult.from_json(data).words)
-    except (OSError, ValueError, TypeError, IndexError, KeyError):
+        raw = path.read_text("utf-8")
+    except OSError:
+        return None
+    try:
+        return list(OcrResult.from_json(json.loads(raw)).words)
+    except ValueError as e:  # json.JSONDecodeError is one
+        logger.warning("ignoring the damaged OCR word boxes %s (%s)", path, e)
         return None
 
 
-def run_ocr(jobs: Iterable[OcrJob], options: OcrOptions, source: str) -> Iterator[Page]:
+def run_ocr(
+    jobs: Iterable[OcrJob],
+    options: OcrOptions,
+    source: str,
+    *,
+    max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE,
+) -> Iterator[Page]:
     """OCR the regions of each job in a worker pool and yield the pages in order, text filled in.
 
     ``options.engine`` must be resolved (an engine, or ``None`` for "none installed"); see :class:`OcrStage`.
@@ -889,7 +963,8 @@ def run_ocr(jobs: Iterable[OcrJob], options: OcrOptions, source: str) -> Iterato
     Up to ``2 × workers`` pages are in flight, so rendering (the loader, in this thread), OCR (the
     pool) and whatever consumes the pages (embedding) overlap. A page the engine fails on keeps its
     text layer and is reported in a warning; the other pages go on. With no engine installed, pages
-    that needed OCR get one warning for the whole source naming the install command.
+    that needed OCR get one warning for the whole source naming the install command. A page's text
+    (layer and OCR together) longer than ``max_chars_per_page`` is cut to it, with a warning.
     """
     engine = options.engine if not isinstance(options.engine, str) else pick_engine(options.engine)
     cache = OcrCache(options.cache) if options.cache is not None else None
@@ -908,6 +983,7 @@ def run_ocr(jobs: Iterable[OcrJob], options: OcrOptions, source: str) -> Iterato
         return _scaled(result, region.scale, region.dx, region.dy)
 
     missing: list[int] = []
+    with_layer: list[int] = []  # of those, pages that have a text layer (--ocr always, a thin layer)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pagesight-ocr")
     pending: deque[tuple[OcrJob, list[concurrent.futures.Future[OcrResult]]]] = deque()
 
@@ -915,6 +991,8 @@ def run_ocr(jobs: Iterable[OcrJob], options: OcrOptions, source: str) -> Iterato
         page = job.page
         if job.needed and engine is None:
             missing.append(page.page)
+            if page.text.strip():
+                with_layer.append(page.page)
             return page
         results: list[tuple[Region, OcrResult]] = []
         for region, fut in zip(job.regions, futures, strict=True):
@@ -927,7 +1005,7 @@ def run_ocr(jobs: Iterable[OcrJob], options: OcrOptions, source: str) -> Iterato
                     f"{source} page {page.page}: OCR failed ({e}); indexed with its text layer only",
                     stacklevel=2,
                 )
-        return _merge(page, results, source, job.needed)
+        return _merge(page, results, source, job.needed, max_chars_per_page)
 
     try:
         for job in jobs:
@@ -947,15 +1025,24 @@ def run_ocr(jobs: Iterable[OcrJob], options: OcrOptions, source: str) -> Iterato
             close()
     if missing:
         shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
-        warnings.warn(
-            f"{source}: {len(missing)} page(s) have no text layer (pages {shown}) and no OCR engine is "
-            "installed, so they are indexed as images only (found by file name and page); "
-            + OCR_INSTALL_HINT,
-            stacklevel=2,
-        )
+        if not with_layer:
+            what = (
+                f"{len(missing)} page(s) have no text layer (pages {shown}) and no OCR engine is "
+                "installed, so they are indexed as images only (found by file name and page)"
+            )
+        else:
+            blank = len(missing) - len(with_layer)
+            what = (
+                f"{len(missing)} page(s) were to be OCR'd (pages {shown}) but no OCR engine is installed, "
+                "so they are indexed with their text layer only"
+                + (f" ({blank} of them have none: found by file name and page only)" if blank else "")
+            )
+        warnings.warn(f"{source}: {what}; " + OCR_INSTALL_HINT, stacklevel=2)
 
 
-def _merge(page: Page, results: list[tuple[Region, OcrResult]], source: str, needed: bool) -> Page:
+def _merge(
+    page: Page, results: list[tuple[Region, OcrResult]], source: str, needed: bool, max_chars: int
+) -> Page:
     page_texts = [r.text.strip() for reg, r in results if reg.kind == "page" and r.text.strip()]
     figure_texts = [r.text.strip() for reg, r in results if reg.kind == "figure" and len(r.text.strip()) >= 3]
     words = [w for _, r in results for w in r.words]
@@ -975,6 +1062,13 @@ def _merge(page: Page, results: list[tuple[Region, OcrResult]], source: str, nee
             logger.info("%s page %d: OCR found no text", source, page.page)
             warnings.warn(f"{source} page {page.page} has no text layer; indexed as image only", stacklevel=3)
         return page
+    if len(text) > max_chars:  # the loaders cut the text layer; the OCR text is cut here
+        warnings.warn(
+            f"{source} page {page.page}: text of {len(text):,} characters cut to "
+            f"max_chars_per_page={max_chars:,}; raise the limit to keep it all",
+            stacklevel=3,
+        )
+        text = text[:max_chars]
     if words and page.image is not None:
         data = json.dumps(
             OcrResult("", tuple(words), results[0][1].engine).to_json(), ensure_ascii=False
@@ -1015,10 +1109,12 @@ class OcrStage:
         self.options = replace(options, engine=engine)
         self.source = source
 
-    def __call__(self, jobs: Iterable[OcrJob]) -> Iterator[Page]:
+    def __call__(
+        self, jobs: Iterable[OcrJob], *, max_chars_per_page: int = DEFAULT_MAX_CHARS_PER_PAGE
+    ) -> Iterator[Page]:
         if self.options.mode == "never":
             return plain_pages(jobs)
-        return run_ocr(jobs, self.options, self.source)
+        return run_ocr(jobs, self.options, self.source, max_chars_per_page=max_chars_per_page)
 
 
 def ocr_stage(options: OcrOptions, source: str) -> OcrStage:

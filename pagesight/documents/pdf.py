@@ -184,7 +184,8 @@ def load_pdf(
             render=render,
             limits=limits,
             ocr=stage.options,
-        )
+        ),
+        max_chars_per_page=max_chars_per_page,
     )
 
 
@@ -241,7 +242,8 @@ def load_pdf_bytes(
             render=render,
             limits=limits,
             ocr=stage.options,
-        )
+        ),
+        max_chars_per_page=max_chars_per_page,
     )
 
 
@@ -355,11 +357,13 @@ class _MuPDF:
         return Image.frombytes("L", (pix.width, pix.height), pix.samples)
 
     def image_rects(self, index: int) -> list[tuple[float, float, float, float]]:
+        pymupdf = require("pymupdf", "pdf")
         page = self.doc.load_page(index)
         rect = page.rect
+        turn = page.rotation_matrix  # the boxes are unrotated; the render is turned by /Rotate
         out = []
         for info in page.get_image_info():
-            x0, y0, x1, y1 = info["bbox"]
+            x0, y0, x1, y1 = pymupdf.Rect(info["bbox"]) * turn
             x0, y0 = max(x0, rect.x0), max(y0, rect.y0)
             x1, y1 = min(x1, rect.x1), min(y1, rect.y1)
             if x1 > x0 and y1 > y0:
@@ -368,6 +372,21 @@ class _MuPDF:
 
     def close(self) -> None:
         self.doc.close()
+
+
+def _turned(
+    box: tuple[float, float, float, float], rotation: int, width: float, height: float
+) -> tuple[float, float, float, float]:
+    """``box`` on an unrotated ``width`` x ``height`` page (top down), once the page is turned
+    clockwise by ``rotation`` degrees (``/Rotate``), as renderers show it."""
+    x0, y0, x1, y1 = box
+    if rotation == 90:
+        return height - y1, x0, height - y0, x1
+    if rotation == 180:
+        return width - x1, height - y1, width - x0, height - y0
+    if rotation == 270:
+        return y0, width - x1, y1, width - x0
+    return box
 
 
 class _Pdfium:
@@ -435,12 +454,15 @@ class _Pdfium:
     def image_rects(self, index: int) -> list[tuple[float, float, float, float]]:
         page = self.doc[index]
         try:
-            _, height = page.get_size()
+            cx0, cy0, cx1, cy1 = (float(v) for v in page.get_cropbox())
+            rotation = int(page.get_rotation()) % 360
             out = []
             for obj in page.get_objects(filter=[self.raw.FPDF_PAGEOBJ_IMAGE], max_depth=3):
                 left, bottom, right, top = obj.get_bounds()
                 if right > left and top > bottom:
-                    out.append((float(left), float(height - top), float(right), float(height - bottom)))
+                    # PDF space (y up) -> the unrotated page, top down -> turned as the render is
+                    box = (float(left) - cx0, cy1 - float(top), float(right) - cx0, cy1 - float(bottom))
+                    out.append(_turned(box, rotation, cx1 - cx0, cy1 - cy0))
             return out
         finally:
             page.close()
@@ -658,6 +680,7 @@ def _ocr_regions(
     k = dpi / 72.0
     if needed:
         image = backend.render_gray(index, dpi)
+        image.info["dpi"] = (dpi, dpi)  # for the engine: the resolution the page was rendered at
         return True, (Region("page", image, width / max(image.width, 1)),)
     if not ocr.figures:
         return False, ()
@@ -671,6 +694,7 @@ def _ocr_regions(
     if not figures:
         return False, ()
     image = backend.render_gray(index, dpi)
+    image.info["dpi"] = (dpi, dpi)  # kept by the crops
     scale = width / max(image.width, 1)
     regions = []
     for x0, y0, x1, y1 in figures:

@@ -180,6 +180,7 @@ def load_source(
             image_dir=image_dir,
             source=text,
             max_pages=max_pages,
+            max_chars_per_page=max_chars_per_page,
             ocr=ocr,
             **ocr_keywords,
         )

@@ -162,6 +162,22 @@ def _strip_userinfo(url: str) -> str:
     return m.group(1) + m.group(2).rpartition("@")[2] + m.group(3)
 
 
+def _misplaced_userinfo(url: str) -> bool:
+    """Whether ``url`` reads as ``user:password@host`` with a ``/``, ``?`` or ``#`` in the password.
+
+    A parser ends the authority at the first ``/``, ``?`` or ``#``, so ``http://ann:se/cret@h/x``
+    has the "host" ``ann:se`` (a port that is not a number) and the rest of the password in its
+    path. Such an address cannot be fetched as meant; it is refused, and named with everything
+    before its last ``@`` hidden. (``ann:12/34@h`` still reads as host ``ann``, port 12: a
+    well-formed address, and taken as one.)
+    """
+    m = _SPLIT_AUTHORITY.match(url)
+    if m is None or "@" in m.group(2) or "@" not in m.group(3) or m.group(2).startswith("["):
+        return False
+    port = m.group(2).partition(":")[2]
+    return ":" in m.group(2) and bool(port) and not port.isdigit()
+
+
 def _redact_parameters(text: str) -> str:
     parts = text.split("&")
     for i, part in enumerate(parts):
@@ -186,6 +202,9 @@ def redact_url(url: str) -> str:
         >>> redact_url("docs/a.pdf")  # not a URL: unchanged
         'docs/a.pdf'
     """
+    if _misplaced_userinfo(url):  # the password runs past the host part: hide up to the last @
+        scheme, _, rest = url.partition("://")
+        return redact_url(f"{scheme}://{rest.rpartition('@')[2]}").replace("://", "://***@", 1)
     stripped = _strip_userinfo(url)
     m = _SPLIT_AUTHORITY.match(stripped)
     if m is None:
@@ -238,6 +257,31 @@ class _Deadline:
         return min(self.per_read, left)
 
 
+def _clip_reads(response: httpx.Response, clock: _Deadline) -> None:
+    """Make every socket read of ``response``'s body wait at most the time the deadline leaves.
+
+    httpcore takes the read timeout once, when the body starts, and passes that same value to each
+    socket read; so each read of the network stream it uses (the ``network_stream`` extension, the
+    very object the connection reads from) gets the time left instead, when that is shorter.
+    """
+    stream = response.extensions.get("network_stream")
+    read = getattr(stream, "read", None)
+    if read is None:
+        return
+
+    def clipped_read(max_bytes: int, timeout: float | None = None) -> bytes:
+        left = max(clock.end - time.monotonic(), 0.001)
+        clock.clipped = timeout is None or left < timeout
+        if clock.clipped:
+            timeout = left
+        return read(max_bytes, timeout)
+
+    try:
+        stream.read = clipped_read  # type: ignore[union-attr]
+    except AttributeError:  # a stream that takes no attributes: the per-chunk check still applies
+        logger.debug("cannot clip the reads of %s to the deadline", type(stream).__name__)
+
+
 class _RawBody:
     """The response body as sent, read in bounded pieces, within ``max_bytes`` and the deadline."""
 
@@ -246,6 +290,7 @@ class _RawBody:
     ) -> None:
         self._chunks = response.iter_raw()
         self._timeouts = response.request.extensions.get("timeout")
+        _clip_reads(response, clock)
         self._url = url
         self._max = max_bytes
         self._clock = clock
@@ -256,7 +301,7 @@ class _RawBody:
     def read(self, size: int, /) -> bytes:
         if not self._buffer:
             read_timeout = self._clock.next_timeout()
-            if isinstance(self._timeouts, dict):  # httpcore reads it before each socket read
+            if isinstance(self._timeouts, dict):  # httpcore takes it when the body starts
                 self._timeouts["read"] = read_timeout
             chunk = next(self._chunks, b"")
             self._clock.next_timeout()  # a trickle ends here, between chunks
@@ -469,6 +514,13 @@ def fetch_url(
             valid.
     """
     name = redact_url(url)
+    if _misplaced_userinfo(url):
+        raise UnsupportedSourceError(
+            name,
+            "the user name or password in the address seems to contain '/', '?' or '#', which end "
+            "the host part; percent-encode them (%2F, %3F, %23) or pass the password in "
+            "headers={'Authorization': ...}",
+        )
     _check_url(name)
     if timeout <= 0:
         raise ConfigurationError(f"`timeout` must be positive, got {timeout}")
@@ -734,6 +786,7 @@ def load_url(
             max_pixels=max_pixels,
             image_dir=image_dir,
             max_pages=max_pages,
+            max_chars_per_page=max_chars_per_page,
             **ocr_keywords,  # type: ignore[arg-type]
         )
     return load_html_bytes(

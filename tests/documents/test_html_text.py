@@ -7,8 +7,8 @@ import hashlib
 import pytest
 
 from pagesight.documents import html_to_paragraphs, load_html_bytes, split_into_pages
-from pagesight.documents.html import decode_html
-from pagesight.errors import ConfigurationError, EmptyDocumentError
+from pagesight.documents.html import _FEED, _extract, _OverBudget, decode_html
+from pagesight.errors import ConfigurationError, DocumentLoadError, EmptyDocumentError
 
 ARTICLE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>Quarterly report</title>
@@ -117,6 +117,19 @@ def test_script_only_page_is_empty() -> None:
         load_html_bytes(
             b"<html><body><div id=root></div><script>render()</script></body></html>", source="https://x/app"
         )
+
+
+@pytest.mark.parametrize("tag", ["", "<p>", "<pre>"])
+def test_one_unbroken_paragraph_stops_at_the_budget(tag: str) -> None:
+    # 4 MB of text and no block tag ending a paragraph: parsing stops after the first pieces,
+    # not at the end (the text a paragraph holds so far counts before the paragraph ends)
+    html = tag + "word " * 800_000
+    with pytest.raises(_OverBudget) as caught:
+        _extract(html, budget=10_000)
+    assert caught.value.fed <= 2 * _FEED < len(html)
+    with pytest.raises(DocumentLoadError, match=r"u.html: the HTML page makes more than max_pages=3 pages"):
+        load_html_bytes(html.encode(), source="u.html", page_chars=1000, max_pages=3)
+    assert len(_extract(tag + "word " * 1000, budget=5000)[0].text) == 4999  # within it: kept whole
 
 
 def test_page_chars_must_be_sensible() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 import warnings
@@ -24,12 +25,18 @@ from PIL import Image
 
 from pagesight.documents import load_image, load_pdf, load_source
 from pagesight.documents.ocr import (
+    DEFAULT_OCR_DPI,
     OCR_INSTALL_HINT,
+    OcrCache,
+    OcrResult,
+    OcrWord,
+    TesseractEngine,
     _join_words,
     needs_ocr,
     ocr_image,
     pick_engine,
     read_words,
+    words_path,
 )
 from pagesight.errors import ConfigurationError, ImageTooLargeError, MissingDependencyError
 
@@ -179,6 +186,24 @@ def test_raster_figure_label_is_appended(tmp_path: Path) -> None:
 
 
 @needs_tesseract
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_raster_figure_label_is_found_on_a_rotated_page(tmp_path: Path, renderer: str) -> None:
+    import pymupdf
+
+    doc = pymupdf.open()
+    page = doc.new_page(width=400, height=500)
+    page.set_rotation(90)  # shown turned: 500 x 400; the figure box must be turned with the render
+    page.insert_textbox(pymupdf.Rect(20, 20, 380, 120), "Figure 3 shows the sensor wiring.", fontsize=12)
+    page.insert_image(pymupdf.Rect(40, 150, 360, 250), stream=label_png("FLUXGATE 42"))  # upright as shown
+    path = tmp_path / "turned.pdf"
+    path.write_bytes(doc.tobytes())
+    assert pymupdf.open(path)[0].rotation == 90
+    [page_] = list(load_pdf(path, renderer=renderer, image_dir=tmp_path / "a"))
+    assert page_.width > page_.height  # rendered turned (500 x 400 pt)
+    assert page_.text_source == "both" and "FLUXGATE" in page_.text, page_.text
+
+
+@needs_tesseract
 def test_image_file_gets_ocr_text(tmp_path: Path) -> None:
     path = tmp_path / "note.png"
     path.write_bytes(text_png(["Backup the database every night", "before the upgrade"]))
@@ -187,6 +212,30 @@ def test_image_file_gets_ocr_text(tmp_path: Path) -> None:
     assert {"backup", "database", "night", "upgrade"} <= _words(page.text)
     [never] = list(load_source(path, ocr="never", image_dir=tmp_path / "j"))
     assert never.text == "" and never.text_source == "layer"
+
+
+@needs_tesseract
+def test_ocr_text_is_cut_to_max_chars_per_page(http_server, tmp_path: Path) -> None:
+    from http_server import Route
+
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(image_only_pdf(text_pdf(PAGES[:1]), dpi=120))
+    note = tmp_path / "note.png"
+    note.write_bytes(text_png(["Backup the database every night", "before the upgrade"]))
+    http_server.add("/note.png", Route(body=note.read_bytes(), content_type="image/png"))
+    loads = {
+        "scan.pdf": lambda **kw: load_pdf(scan, image_dir=tmp_path / "a", **kw),
+        "note.png": lambda **kw: load_image(note, image_dir=tmp_path / "b", **kw),
+        "/note.png": lambda **kw: load_source(http_server.url("/note.png"), image_dir=tmp_path / "c", **kw),
+    }
+    for name, load in loads.items():
+        [whole] = list(load())
+        assert len(whole.text) > 20 and whole.text_source == "ocr"
+        with pytest.warns(
+            UserWarning, match=rf"{name} page 1: text of \d+ characters cut to max_chars_per_page=20"
+        ):
+            [cut] = list(load(max_chars_per_page=20))
+        assert cut.text == whole.text[:20]
 
 
 # --------------------------------------------------------------------------- cache
@@ -207,6 +256,76 @@ def test_cache_second_run_calls_no_engine(tmp_path: Path) -> None:
     next((tmp_path / "cache").rglob("*.json")).write_text("{not json")
     list(load_pdf(path, ocr_engine=engine, ocr_cache=tmp_path / "cache", image_dir=tmp_path / "c"))
     assert engine.calls == 3
+
+
+HOSTILE_ENTRIES = [
+    "[]",
+    '"x"',
+    "1",
+    "null",
+    '{"words": 5}',
+    '{"text": 3, "words": []}',
+    '{"words": [["w", 0, 0, "1", 1, 90]]}',
+    '{"words": [["w", 0, 0, NaN, 1, 90]]}',
+    '{"words": [["w", 0, 0, 1e999, 1, 90]]}',
+    '{"words": [["w", 0, 0, 1]]}',
+    '{"words": [3]}',
+]
+
+
+@needs_tesseract
+@pytest.mark.parametrize("entry", HOSTILE_ENTRIES)
+def test_a_hostile_cache_entry_is_a_miss_with_a_warning(
+    tmp_path: Path, entry: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    png = tmp_path / "note.png"
+    png.write_bytes(text_png(["Backup the database every night"]))
+    engine = CountingEngine()
+    key = OcrCache.key(Image.open(png), engine, "eng")
+    (tmp_path / "cache" / key[:2]).mkdir(parents=True)
+    (tmp_path / "cache" / key[:2] / f"{key}.json").write_text(entry)
+    assert OcrCache(tmp_path / "cache").get(key) is None
+    assert "ignoring the damaged OCR cache entry" in caplog.text
+    [page] = list(load_image(png, ocr_engine=engine, ocr_cache=tmp_path / "cache", image_dir=tmp_path / "i"))
+    assert engine.calls == 1 and "database" in _words(page.text)  # OCR'd again, entry replaced
+    assert OcrCache(tmp_path / "cache").get(key) is not None
+
+
+@pytest.mark.parametrize("entry", HOSTILE_ENTRIES)
+def test_hostile_word_boxes_beside_an_image_are_ignored(
+    tmp_path: Path, entry: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    image = tmp_path / "ab" / "p1.png"
+    image.parent.mkdir()
+    Image.new("L", (20, 20), 255).save(image)
+    words_path(image).write_text(entry)
+    assert read_words(image) is None
+    assert "ignoring the damaged OCR word boxes" in caplog.text
+    words_path(image).write_text('{"text": "", "engine": "t", "words": [["ok", 1, 2, 3.5, 4, 90]]}')
+    assert read_words(image) == [OcrWord("ok", (1.0, 2.0, 3.5, 4.0), 90.0)]
+
+
+@needs_tesseract
+def test_cache_subfolder_that_is_a_symlink_is_not_followed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    png = tmp_path / "note.png"
+    png.write_bytes(text_png(["Backup the database every night"]))
+    engine = CountingEngine()
+    key = OcrCache.key(Image.open(png), engine, "eng")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    planted = OcrResult("planted text from outside", (), "tesseract x")
+    (outside / f"{key}.json").write_text(json.dumps(planted.to_json()))
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / key[:2]).symlink_to(outside, target_is_directory=True)
+    cache = OcrCache(tmp_path / "cache")
+    assert cache.get(key) is None  # the outside JSON is not read
+    [page] = list(load_image(png, ocr_engine=engine, ocr_cache=tmp_path / "cache", image_dir=tmp_path / "i"))
+    assert "planted" not in page.text and "database" in _words(page.text) and engine.calls == 1
+    assert [p.name for p in outside.iterdir()] == [f"{key}.json"]  # nothing written through the link
+    assert json.loads((outside / f"{key}.json").read_text())["text"] == "planted text from outside"
+    assert "refusing OCR cache entry" in caplog.text and "outside the folder" in caplog.text
 
 
 # --------------------------------------------------------------------------- bad input
@@ -282,6 +401,65 @@ def test_no_engine_installed_gives_one_warning_naming_the_install(tmp_path: Path
     assert OCR_INSTALL_HINT in messages[0] and "brew install tesseract" in messages[0]
 
 
+@pytest.mark.parametrize("kind", ["not executable", "exec format error"])
+def test_a_broken_tesseract_binary_is_a_typed_error(tmp_path: Path, kind: str) -> None:
+    binary = tmp_path / "tesseract"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01 not for this machine")
+    binary.chmod(0o644 if kind == "not executable" else 0o755)
+    engine = TesseractEngine(str(binary))
+    for call in (lambda: engine.version, lambda: engine.check_lang("eng")):
+        with pytest.raises(MissingDependencyError) as caught:
+            call()
+        message = str(caught.value)
+        assert f"the Tesseract program {str(binary)!r} cannot be run" in message
+        assert "reinstall it, or point $PAGESIGHT_TESSERACT at a working tesseract" in message
+        assert ("Permission denied" if kind == "not executable" else "Exec format error") in message
+
+
+@needs_tesseract
+def test_tesseract_is_always_told_the_resolution(tmp_path: Path) -> None:
+    # a wrapper around the real program that records its arguments
+    log = tmp_path / "args.log"
+    wrapper = tmp_path / "tesseract-wrapper"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec tesseract "$@"\n')
+    wrapper.chmod(0o755)
+    engine = TesseractEngine(str(wrapper))
+    png = tmp_path / "note.png"
+    Image.open(io.BytesIO(text_png(["Backup the database every night"]))).save(png, dpi=(300, 300))
+    assert "database" in _words(ocr_image(png, engine=engine).text)
+    big = Image.new("L", (5000, 800), 255)  # shrunk to 4000 px wide before OCR: 300 dpi becomes 240
+    big.paste(Image.open(io.BytesIO(text_png(["Backup the database every night"]))).convert("L"), (50, 50))
+    big.save(tmp_path / "big.png", dpi=(300, 300))
+    ocr_image(tmp_path / "big.png", engine=engine)
+    Image.open(png).save(tmp_path / "none.png")  # no resolution in the file: the default
+    ocr_image(tmp_path / "none.png", engine=engine)
+    [page] = list(load_image(png, ocr_engine=engine, image_dir=tmp_path / "i"))  # via the stored PNG
+    assert "database" in _words(page.text)
+    runs = [line for line in log.read_text().splitlines() if line.startswith("stdin")]
+    assert [line.split("--dpi ")[1].split()[0] for line in runs] == [
+        "300",
+        "240",
+        str(DEFAULT_OCR_DPI),
+        "300",
+    ]
+
+
+def test_ocr_always_without_an_engine_does_not_call_text_pages_textless(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("pagesight.documents.ocr.available_engines", lambda: [])
+    path = tmp_path / "text.pdf"
+    path.write_bytes(text_pdf(PAGES))  # two pages with a text layer
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pages = list(load_pdf(path, ocr="always", image_dir=tmp_path / "i"))
+    assert [p.text_source for p in pages] == ["layer", "layer"] and "Greenhouse" in pages[0].text
+    [message] = [str(w.message) for w in caught]
+    assert "no text layer" not in message
+    assert (
+        "2 page(s) were to be OCR'd (pages 1, 2) but no OCR engine is installed, so they are indexed with "
+        "their text layer only; " + OCR_INSTALL_HINT in message
+    )
+
+
 def test_named_engine_that_is_missing_says_how_to_install(monkeypatch) -> None:
     monkeypatch.setattr("pagesight.documents.ocr.RapidOcrEngine.installed", staticmethod(lambda: False))
     monkeypatch.setattr("pagesight.documents.ocr._ENGINE_CACHE", {})
@@ -298,7 +476,11 @@ def test_rapidocr_puts_back_the_spaces_between_english_words(tmp_path: Path) -> 
     result = ocr_image(png, engine="rapidocr")
     found = _words(result.text)
     assert {"programs", "that", "read", "files", "should", "flexible"} <= found, result.text
-    assert json.dumps(result.to_json())  # serializable for the cache
+    back = OcrResult.from_json(json.loads(json.dumps(result.to_json())))  # as the cache stores it
+    assert back.text == result.text and back.engine == result.engine and result.words
+    assert [w.text for w in back.words] == [w.text for w in result.words]
+    pairs = zip(back.words, result.words, strict=True)
+    assert all(abs(a - b) <= 0.05 for w, v in pairs for a, b in zip(w.box, v.box, strict=True))
 
 
 @needs_tesseract

@@ -22,7 +22,7 @@ from http_server import LoopbackHTTPServer, Route
 
 from pagesight.documents import load_source
 from pagesight.documents.url import fetch_url, load_url, redact_url
-from pagesight.errors import ConfigurationError, DocumentLoadError, URLFetchError
+from pagesight.errors import ConfigurationError, DocumentLoadError, UnsupportedSourceError, URLFetchError
 
 pytestmark = pytest.mark.enable_socket
 
@@ -182,6 +182,18 @@ def test_gzip_members_in_a_row_are_one_body(http_server: LoopbackHTTPServer) -> 
     assert fetch_url(http_server.url("/d.pdf")).body == data
 
 
+@pytest.mark.parametrize("trailer", [b"\0" * 512, b"\n", b"\x1f", b"garbage after the member"])
+def test_bytes_after_the_last_gzip_member_are_ignored(
+    http_server: LoopbackHTTPServer, trailer: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    # zero padding and the like after a member: ignored, as gzip -d and httpx do; the body is kept
+    body = _gzip([HTML]) + _gzip([b"<p>second member</p>"]) + trailer
+    http_server.add("/pad", Route(body, content_type="text/html", headers={"Content-Encoding": "gzip"}))
+    with caplog.at_level("DEBUG", logger="pagesight.documents.content_encoding"):
+        assert fetch_url(http_server.url("/pad")).body == HTML + b"<p>second member</p>"
+    assert f"ignored the bytes after the last gzip member (starting {trailer[:16]!r})" in caplog.text
+
+
 @pytest.mark.parametrize("encoding", ["compress", "x-bomb", "gzip, exi"])
 def test_unknown_encodings_are_refused(http_server: LoopbackHTTPServer, encoding: str) -> None:
     http_server.add(
@@ -271,6 +283,19 @@ def test_redact_url() -> None:
     )
     assert redact_url("http://h/a.pdf#page=3") == "http://h/a.pdf#page=3"
     assert redact_url("docs/user@host.pdf") == "docs/user@host.pdf"
+    assert redact_url("https://medium.com/@ann/post") == "https://medium.com/@ann/post"  # @ in a path
+    assert redact_url("http://h:8080/@ann?q=a@b") == "http://h:8080/@ann?q=a@b"
+
+
+@pytest.mark.parametrize("password", ["se/cret", "se?cret", "se#cret", "s/e?c#ret", "se/cr@t"])
+def test_a_password_with_a_path_character_is_hidden_and_refused(password: str) -> None:
+    url = f"http://ann:{password}@example.org/a.pdf?token=t0k"
+    assert redact_url(url) == "http://***@example.org/a.pdf?token=REDACTED"
+    with pytest.raises(UnsupportedSourceError, match=r"percent-encode them \(%2F, %3F, %23\)") as caught:
+        fetch_url(url)
+    message = str(caught.value)
+    assert message.startswith("http://***@example.org/a.pdf"), message
+    assert "cret" not in message and "cr@t" not in message and "ann" not in message
 
 
 def test_credentials_are_sent_to_their_origin_only_and_never_named(http_server: LoopbackHTTPServer) -> None:
@@ -433,7 +458,26 @@ def test_deadline_cuts_a_stalled_read_short(http_server: LoopbackHTTPServer) -> 
     started = time.monotonic()
     with pytest.raises(URLFetchError, match=r"within the deadline of 1.5 s \(deadline=1.5"):
         fetch_url(http_server.url("/stall"), timeout=30, deadline=1.5)
-    assert time.monotonic() - started < 20  # not the 30 s read timeout, nor the 40 s stall
+    assert time.monotonic() - started < 1.5 + 1.5  # not the 30 s read timeout, nor the 40 s stall
+
+
+def test_deadline_is_not_overrun_by_one_read_timeout(http_server: LoopbackHTTPServer) -> None:
+    # one byte at 0.5 s, 2.5 s and 3.5 s (each gap inside the 3 s read timeout), then a stall: the
+    # last read may wait only until the 4 s deadline, not a whole read timeout more (6.5 s)
+    http_server.add(
+        "/trickle",
+        Route(
+            b"abcd",
+            content_type="text/html",
+            send_length=False,
+            chunk_size=1,
+            chunk_delays=(0.5, 2.0, 1.0, 40),
+        ),
+    )
+    started = time.monotonic()
+    with pytest.raises(URLFetchError, match=r"within the deadline of 4 s \(deadline=4"):
+        fetch_url(http_server.url("/trickle"), timeout=3, deadline=4)
+    assert time.monotonic() - started < 4 + 1.5
 
 
 def test_deadline_covers_redirects(http_server: LoopbackHTTPServer) -> None:

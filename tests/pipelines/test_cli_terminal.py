@@ -182,3 +182,28 @@ def test_warnings_shown_during_a_command_are_one_escaped_line(capsys):
     assert err == "x.py:3: UserWarning: skipping bad\\x1b[2J.png\\x0a(page 2)\n"
     assert main(["sources", "--store", "/nonexistent/store"]) == 2
     assert warnings.showwarning is before  # main puts the previous hook back
+
+
+def test_a_warning_raised_inside_a_command_comes_out_as_one_escaped_line(hostile, capsys, monkeypatch):
+    import warnings
+
+    from pagesight.retrieval.store import PageStore
+
+    pdf, store = hostile
+    assert run(capsys, "index", str(pdf.parent), "--store", str(store), "-q")[0] == 0
+    real = PageStore.sources
+
+    def sources_that_warn(self: PageStore) -> list:  # the real listing, plus a warning naming a file
+        warnings.warn(f"odd name {pdf.name}\nsecond line", UserWarning, stacklevel=1)
+        return real(self)
+
+    monkeypatch.setattr(PageStore, "sources", sources_that_warn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        code, out, err = run(capsys, "sources", "--store", str(store))
+    assert code == 0 and "3 " in out
+    assert_clean(out, err)
+    [line] = [x for x in err.splitlines() if "UserWarning" in x]  # one line, not Python's two
+    assert line.endswith(
+        "UserWarning: odd name garden\\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\u202efdp.pdf\\x0asecond line"
+    )
