@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from ollama_double import ChatModel, OllamaDouble  # noqa: E402
 
+from pagesight.models.generate.ollama import OllamaGenerator  # noqa: E402
 from pagesight.pipelines._images import bounded_image, png_bytes  # noqa: E402
-from pagesight.pipelines.ollama import OllamaGenerator  # noqa: E402
 from pagesight.retrieval.store import Hit  # noqa: E402
 
 TEXT = "Compost improves soil structure. Turn the heap every two weeks to keep it aerobic and warm. " * 40

@@ -22,10 +22,8 @@ import httpx
 from langchain_ollama import ChatOllama
 from ollama import ResponseError
 
-from pagesight.models.matryoshka import MatryoshkaEncoder
+from pagesight import Index
 from pagesight.pipelines import build_langchain_chain
-from pagesight.pipelines.ingest import ingest
-from pagesight.retrieval.store import PageStore
 
 HERE = Path(__file__).parent
 QUESTION = "Why do Debian releases have names like bookworm?"
@@ -42,13 +40,12 @@ def main() -> int:
     args = ap.parse_args()
     host = os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434")
     with tempfile.TemporaryDirectory() as tmp:
-        store = PageStore(args.store or Path(tmp) / "store")
-        encoder = MatryoshkaEncoder("all-minilm-l6-v2")
-        print(ingest(args.sources, store, encoder, show_progress=False).summary())
+        index = Index.create(args.store or Path(tmp) / "store", profile="offline")
+        print(index.add(args.sources, show_progress=False).summary())
         chain = build_langchain_chain(
             ChatOllama(model=args.model, base_url=host, temperature=0),
-            store=store,
-            embedder=encoder,
+            store=index.store,
+            embedder=index.encoder,
             reranker=args.reranker,
             k=4,
             images=args.images,
@@ -71,7 +68,7 @@ def main() -> int:
             print(f"  cited: {Path(c['source']).name} p.{c['page']} (score {c['score']:.3f})")
         for u in final["unmatched_citations"]:
             print(f"  not a retrieved page: {u}")
-        store.close()
+        index.close()
     return 0
 
 

@@ -3,7 +3,7 @@
     python examples/late_interaction.py [--store DIR] [QUERY]
 
 Uses ``minilm-tokens`` (all-MiniLM-L6-v2 read token by token, bundled, CPU). With a GPU and the
-weights, swap in ``ColEmbedEncoder("nvidia/llama-nemoretriever-colembed-1b-v1", trust_remote_code=True)``
+weights, swap in ``model="nvidia/llama-nemoretriever-colembed-1b-v1", trust_remote_code=True``
 (non-commercial license) to embed the page images instead.
 """
 
@@ -13,10 +13,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from pagesight.models.colembed import ColEmbedEncoder
-from pagesight.pipelines.ingest import ingest
-from pagesight.retrieval.multivector import MultiVectorStore
-from pagesight.retrieval.search import PageSearcher
+from pagesight import Index
 
 HERE = Path(__file__).parent
 QUERY = "floating point numbers are not exactly equal"
@@ -28,11 +25,11 @@ def main() -> None:
     ap.add_argument("--store", type=Path, default=None, help="store folder (default: a temporary one)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        encoder = ColEmbedEncoder("minilm-tokens")
-        store = MultiVectorStore(args.store or Path(tmp) / "late")
-        print(ingest([HERE / "R-FAQ.pdf"], store, encoder, show_progress=False).summary())
-        exact = PageSearcher(store, encoder, mode="dense", exhaustive=True).search(args.query, k=3)
-        fused = PageSearcher(store, encoder).search(args.query, k=3)
+        index = Index.create(args.store or Path(tmp) / "late", model="minilm-tokens")
+        print(index.add([HERE / "R-FAQ.pdf"], show_progress=False).summary())
+        exact = index.search(args.query, k=3, mode="dense", exhaustive=True)
+        fused = index.search(args.query, k=3)
+        index.close()
         for name, hits in (("MaxSim over every page", exact), ("MaxSim fused with BM25", fused)):
             print(f"\n{name}:")
             for h in hits:

@@ -22,10 +22,8 @@ import httpx
 from llama_index.llms.ollama import Ollama
 from ollama import ResponseError
 
-from pagesight.models.matryoshka import MatryoshkaEncoder
+from pagesight import Index
 from pagesight.pipelines import build_llamaindex_query_engine
-from pagesight.pipelines.ingest import ingest
-from pagesight.retrieval.store import PageStore
 
 HERE = Path(__file__).parent
 QUESTION = "Why is sqrt(2) squared not exactly 2 in R?"
@@ -41,13 +39,12 @@ def main() -> int:
     args = ap.parse_args()
     host = os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434")
     with tempfile.TemporaryDirectory() as tmp:
-        store = PageStore(args.store or Path(tmp) / "store")
-        encoder = MatryoshkaEncoder("all-minilm-l6-v2")
-        print(ingest(args.sources, store, encoder, show_progress=False).summary())
+        index = Index.create(args.store or Path(tmp) / "store", profile="offline")
+        print(index.add(args.sources, show_progress=False).summary())
         engine = build_llamaindex_query_engine(
             Ollama(model=args.model, base_url=host, request_timeout=300.0, temperature=0.0),
-            store=store,
-            embedder=encoder,
+            store=index.store,
+            embedder=index.encoder,
             reranker=args.reranker,
             k=4,
             max_images=2,
@@ -72,7 +69,7 @@ def main() -> int:
             print(f"  cited: {Path(c['source']).name} p.{c['page']}")
         for u in response.metadata["unmatched_citations"]:
             print(f"  not a retrieved page: {u}")
-        store.close()
+        index.close()
     return 0
 
 

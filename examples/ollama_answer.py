@@ -16,13 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pagesight import Index
 from pagesight.errors import PagesightError
-from pagesight.models.matryoshka import MatryoshkaEncoder
-from pagesight.pipelines.answer import answer
-from pagesight.pipelines.ingest import ingest
 from pagesight.pipelines.ollama import OllamaGenerator
-from pagesight.retrieval.search import PageSearcher
-from pagesight.retrieval.store import PageStore
 
 HERE = Path(__file__).parent
 QUESTION = "Why do Debian releases have names like bookworm?"
@@ -35,20 +31,15 @@ def main() -> int:
     ap.add_argument("--store", type=Path, default=None, help="store folder (default: a temporary one)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        store = PageStore(args.store or Path(tmp) / "store")
-        encoder = MatryoshkaEncoder("all-minilm-l6-v2")
-        print(ingest([HERE], store, encoder, show_progress=False).summary())
+        index = Index.create(args.store or Path(tmp) / "store", profile="offline")
+        print(index.add([HERE], show_progress=False).summary())
         generator = OllamaGenerator(args.model, host=os.environ.get("OLLAMA_HOST"), max_images=2)
         try:
             generator.check()  # server up and model pulled, else a message saying what to do
             reads = "page images + text" if generator.vision else "page text"
             print(f"\nQ: {args.question}\n({args.model} reads the {reads})")
-            result = answer(
-                args.question,
-                PageSearcher(store, encoder),
-                generator,
-                k=4,
-                on_token=lambda piece: print(piece, end="", flush=True),
+            result = index.ask(
+                args.question, generator, k=4, on_token=lambda piece: print(piece, end="", flush=True)
             )
         except PagesightError as e:
             print(f"\n{e}", file=sys.stderr)

@@ -11,11 +11,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from pagesight.models.matryoshka import MatryoshkaEncoder
-from pagesight.pipelines.answer import ExtractiveGenerator, answer
-from pagesight.pipelines.ingest import ingest
-from pagesight.retrieval.search import PageSearcher
-from pagesight.retrieval.store import PageStore
+from pagesight import Index
 
 HERE = Path(__file__).parent
 QUESTION = "How do I find out which package a file belongs to?"
@@ -26,12 +22,15 @@ def main() -> None:
     ap.add_argument("question", nargs="?", default=QUESTION)
     ap.add_argument("--store", type=Path, default=None, help="store folder (default: a temporary one)")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        store = PageStore(args.store or Path(tmp) / "store")
-        encoder = MatryoshkaEncoder("all-minilm-l6-v2")
-        report = ingest([HERE], store, encoder)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Index.create(args.store or Path(tmp) / "store", profile="offline") as index,
+    ):
+        report = index.add([HERE])
         print(report.summary())
-        result = answer(args.question, PageSearcher(store, encoder), ExtractiveGenerator(encoder))
+        for hit in index.search("floating point equality", k=3):
+            print(f"  {hit.score:.3f}  {Path(hit.source).name} p.{hit.page}")
+        result = index.ask(args.question)
         print(f"\nQ: {result.question}\n{result.text}")
         for c in result.citations:
             print(f"  cited: {Path(c.source).name} p.{c.page}")

@@ -13,11 +13,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from pagesight.models.matryoshka import MatryoshkaEncoder
-from pagesight.models.rerank import Reranker
-from pagesight.pipelines.ingest import ingest
-from pagesight.retrieval.search import PageSearcher
-from pagesight.retrieval.store import PageStore
+from pagesight import Index
 
 HERE = Path(__file__).parent
 QUERY = "Why do Debian releases have names like bookworm?"
@@ -29,13 +25,13 @@ def main() -> None:
     ap.add_argument("--store", type=Path, default=None, help="store folder (default: a temporary one)")
     ap.add_argument("--reranker", default="nanoranker")
     args = ap.parse_args()
+    trust = args.reranker.startswith("nvidia/")  # NVIDIA's reranker runs its own (pinned) code
     with tempfile.TemporaryDirectory() as tmp:
-        store = PageStore(args.store or Path(tmp) / "store")
-        encoder = MatryoshkaEncoder("all-minilm-l6-v2")
-        print(ingest([HERE], store, encoder, show_progress=False).summary())
-        before = PageSearcher(store, encoder).search(args.query, k=5)
-        reranker = Reranker(args.reranker, trust_remote_code=args.reranker.startswith("nvidia/"))
-        after = PageSearcher(store, encoder, reranker=reranker, rerank_candidates=20).search(args.query, k=5)
+        index = Index.create(args.store or Path(tmp) / "store", profile="offline", trust_remote_code=trust)
+        print(index.add([HERE], show_progress=False).summary())
+        before = index.search(args.query, k=5)
+        after = index.search(args.query, k=5, reranker=args.reranker, rerank_candidates=20)
+        index.close()
         for name, hits in (("retrieved (hybrid)", before), (f"reranked by {args.reranker}", after)):
             print(f"\n{name}:")
             for h in hits:

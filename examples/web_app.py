@@ -13,9 +13,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from pagesight.models.matryoshka import MatryoshkaEncoder
-from pagesight.pipelines.ingest import ingest
-from pagesight.retrieval.store import PageStore
+from pagesight import Index
 from pagesight.ui import build_app, launch
 
 HERE = Path(__file__).parent
@@ -30,9 +28,8 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         location = args.store or Path(tmp) / "store"
-        store = PageStore(location)
-        print(ingest([HERE], store, MatryoshkaEncoder("all-minilm-l6-v2"), show_progress=False).summary())
-        store.close()
+        with Index.create(location, profile="offline") as index:
+            print(index.add([HERE], show_progress=False).summary())
         demo = build_app(location, generator=args.generator)
         if not args.check:
             launch(demo, host="127.0.0.1", port=args.port)  # blocks until Ctrl-C

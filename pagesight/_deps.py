@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType, ModuleType
-from typing import Final
+from typing import Any, Final
 
 from pagesight.errors import MissingDependencyError, ModelNotAvailableError
 
@@ -102,3 +102,28 @@ def _pickle_error(source: str, *, pickle_only: bool) -> ModelNotAvailableError:
         "where you trust it: `model.save_pretrained(folder, safe_serialization=True)` "
         "(or `SentenceTransformer(...).save(folder)`), and pass that folder"
     )
+
+
+def lazy_attribute(package: str, name: str, table: Mapping[str, tuple[str, str | None]]) -> Any:
+    """``name`` from the module ``table`` maps it to (``name -> (module, extra)``), imported now.
+
+    What a package's module-level ``__getattr__`` returns, so importing the package stays light.
+    A missing dependency of a name with an ``extra`` raises ``ImportError`` naming the
+    ``pip install "pagesight[extra]"`` line.
+
+    Raises:
+        AttributeError: ``name`` is not in ``table``.
+    """
+    if name not in table:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    module, extra = table[name]
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        if extra is None:
+            raise
+        raise ImportError(
+            f"{name} needs an optional dependency ({e.name or e}); "
+            f'install it with: pip install "pagesight[{extra}]"'
+        ) from e
+    return getattr(mod, name)

@@ -13,10 +13,14 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pagesight._terminal import safe, safe_json, valid_utf8
 from pagesight.errors import ConfigurationError, PagesightError
+
+if TYPE_CHECKING:
+    from pagesight.index import Index
+    from pagesight.retrieval.search import Mode
 
 logger = logging.getLogger("pagesight")
 
@@ -132,62 +136,27 @@ def _server_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"headers": headers or None, "tenant": tenant, "database": database}
 
 
-def _open_store(args: argparse.Namespace, *, must_exist: bool) -> Any:
-    """The store ``--store`` names, with the Chroma server options."""
-    from pagesight.pipelines.stores import open_store
+def _index(args: argparse.Namespace) -> Index:
+    """The existing store ``--store`` names, with the query options of the command (profile, trust)."""
+    from pagesight.index import Index
 
-    return open_store(args.store, must_exist=must_exist, **_server_options(args))
-
-
-def _multivector_store(args: argparse.Namespace, **options: Any) -> Any:
-    from pagesight.pipelines.stores import open_multivector_store
-
-    return open_multivector_store(args.store, **_server_options(args), **options)
-
-
-def _encoder_for_store(store: Any, location: str, args: argparse.Namespace) -> Any:
-    from pagesight.pipelines.stores import store_encoder
-
-    return store_encoder(store, trust_remote_code=_trusted(args))
-
-
-def _query_profile(args: argparse.Namespace) -> Any:
-    """The profile named by a query command's --profile, or ``None`` (no auto choice at query time)."""
-    from pagesight.profiles import resolve_profile
-
-    name = getattr(args, "profile", None)
-    return resolve_profile(name)[0] if name else None
-
-
-def _trusted(args: argparse.Namespace) -> bool:
-    profile = _query_profile(args)
-    return bool(getattr(args, "trust_remote_code", False) or (profile and profile.trust_remote_code))
-
-
-def _reranker(args: argparse.Namespace) -> Any:
-    profile = _query_profile(args)
-    name = getattr(args, "reranker", None) or (profile.reranker if profile else None)
-    if not name or name == "none":
-        return None
-    from pagesight.models.rerank import Reranker
-
-    return Reranker(name, trust_remote_code=_trusted(args))
-
-
-def _searcher(args: argparse.Namespace) -> Any:
-    from pagesight.retrieval.search import PageSearcher
-
-    mode = args.mode
-    store = _open_store(args, must_exist=True)
-    encoder = None if mode == "bm25" else _encoder_for_store(store, args.store, args)
-    return PageSearcher(
-        store,
-        encoder,
-        mode=mode,
-        exhaustive=getattr(args, "exhaustive", False),
-        reranker=_reranker(args),
-        rerank_candidates=args.rerank_candidates,
+    return Index.open(
+        args.store,
+        profile=getattr(args, "profile", None),
+        trust_remote_code=getattr(args, "trust_remote_code", False),
+        ollama_host=getattr(args, "ollama_host", None),
+        **_server_options(args),
     )
+
+
+def _search_options(args: argparse.Namespace, mode: Mode | None = None) -> dict[str, Any]:
+    """What ``--mode``, ``--reranker``, ``--exhaustive`` and ``--rerank-candidates`` ask of a search."""
+    return {
+        "mode": mode or args.mode,
+        "reranker": getattr(args, "reranker", None) or None,  # None: the profile's; "none": off
+        "exhaustive": getattr(args, "exhaustive", False),
+        "rerank_candidates": args.rerank_candidates,
+    }
 
 
 def _ocr_engine(args: argparse.Namespace) -> tuple[Any, str]:
@@ -204,12 +173,12 @@ def _ocr_engine(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from pagesight.pipelines.ingest import SourceResult, ingest
-    from pagesight.profiles import model_kind, page_encoder, resolve_profile
+    from pagesight.index import Index
+    from pagesight.pipelines.ingest import SourceResult
+    from pagesight.profiles import SHORT_KINDS, model_kind, resolve_profile
 
     profile, why = resolve_profile(args.profile, trust_remote_code=args.trust_remote_code)
     model = args.model or profile.embedder
-    trust = args.trust_remote_code or profile.trust_remote_code
     kind = args.embedder or model_kind(model)
     ocr_engine, ocr_line = _ocr_engine(args)
     _err(
@@ -219,20 +188,22 @@ def cmd_index(args: argparse.Namespace) -> int:
     )
     if args.page_input != "auto" and kind == "dense":
         raise ConfigurationError("--page-input applies to vision-language and late-interaction models")
-    if kind == "late":
-        if args.dimensions is not None:
-            raise ConfigurationError("--dimensions applies to dense embedders, not late interaction")
-        store: Any = _multivector_store(
-            args, storage=args.storage, pool_factor=args.pool_factor, summary=args.summary
-        )
-    else:
-        if args.storage or args.pool_factor or args.summary:
-            raise ConfigurationError(
-                "--storage, --pool-factor and --summary apply to late-interaction models"
-            )
-        store = _open_store(args, must_exist=False)
-    encoder = page_encoder(
-        model, kind, trust_remote_code=trust, page_input=args.page_input, dimensions=args.dimensions
+    if kind == "late" and args.dimensions is not None:
+        raise ConfigurationError("--dimensions applies to dense embedders, not late interaction")
+    if kind != "late" and (args.storage or args.pool_factor or args.summary):
+        raise ConfigurationError("--storage, --pool-factor and --summary apply to late-interaction models")
+    index = Index.create(
+        args.store,
+        profile=profile,
+        model=model,
+        kind=SHORT_KINDS[kind],
+        page_input=args.page_input,
+        dimensions=args.dimensions,
+        storage=args.storage,
+        pool_factor=args.pool_factor,
+        summary=args.summary,
+        trust_remote_code=args.trust_remote_code,
+        **_server_options(args),
     )
 
     def show(r: SourceResult) -> None:
@@ -252,10 +223,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     loader_opts.update(
         ocr=args.ocr, ocr_lang=args.ocr_lang, ocr_engine=ocr_engine, ocr_figures=not args.no_ocr_figures
     )
-    report = ingest(
+    report = index.add(
         args.sources,
-        store,
-        encoder,
         force=args.force,
         show_progress=False if args.quiet else None,
         on_result=show,
@@ -282,7 +251,7 @@ def _hit_json(h: Any) -> dict[str, Any]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    hits = _searcher(args).search(_text_arg(args.query, "query"), k=args.k)
+    hits = _index(args).search(_text_arg(args.query, "query"), k=args.k, **_search_options(args))
     if args.json:
         _out_json([_hit_json(h) for h in hits], indent=2)
         return 0
@@ -295,12 +264,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generator(args: argparse.Namespace, encoder: Any) -> Any:
+def _generator(args: argparse.Namespace, index: Index) -> Any:
     """The generator ``--generator`` (or the profile) names, with the options that apply to it."""
-    from pagesight.pipelines.generators import make_generator, parse_generator_spec
+    from pagesight.models.generate import parse_generator_spec
 
-    profile = _query_profile(args)
-    spec = args.generator or (profile.generator if profile else "extractive")
+    spec = args.generator or index.default_generator
     kind, _ = parse_generator_spec(spec)
     options: dict[str, Any] = {}
     if kind in ("ollama", "hf") and args.max_images is not None:
@@ -309,30 +277,31 @@ def _generator(args: argparse.Namespace, encoder: Any) -> Any:
         options["max_new_tokens"] = args.max_new_tokens
     if kind == "ollama" and args.max_new_tokens is not None:
         options["options"] = {"temperature": 0, "num_predict": args.max_new_tokens}
-    if kind == "extractive" and encoder is None:
+    if kind == "extractive" and args.mode == "bm25":
         raise ConfigurationError(
             "the extractive generator needs the store's embedder; use --mode hybrid or dense"
         )
-    return make_generator(
-        spec, encoder=encoder, ollama_host=args.ollama_host, trust_remote_code=_trusted(args), **options
-    )
+    return index.generator(spec, **options)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from pagesight.pipelines.answer import answer
-
-    searcher = _searcher(args)
-    generator = _generator(args, searcher.encoder)
+    index = _index(args)
+    index.searcher(**_search_options(args))  # a missing or empty store is reported before the generator
+    generator = _generator(args, index)
     question = _text_arg(args.question, "question")
+
+    def ask(on_token: Any = None) -> Any:
+        return index.ask(question, generator, k=args.k, on_token=on_token, **_search_options(args))
+
     if args.json:
-        result = answer(question, searcher, generator, k=args.k)
+        result = ask()
         _out_json(result.to_dict(), indent=2)
         return 0
 
     def show(piece: str) -> None:
         _out(piece, multiline=True, end="")  # the answer's own line breaks are layout
 
-    result = answer(question, searcher, generator, k=args.k, on_token=show)
+    result = ask(show)
     _out()
     if result.citations:
         _out("\nSources:", multiline=True)
@@ -346,14 +315,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
-    store = _open_store(args, must_exist=True)
-    items = store.sources()
+    index = _index(args)
+    items = index.sources()
     if args.json:
         _out_json([{"source": s.source, "pages": s.pages} for s in items])
         return 0
     for s in items:
         _out(f"{s.pages:>6}  {s.source}")
-    info = store.embedder
+    info = index.embedder
     _out(f"{len(items)} source(s); embedder: {info.describe() if info else 'none'}")
     return 0
 
@@ -361,11 +330,11 @@ def cmd_sources(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     from pagesight.documents.url import redact_url
 
-    store = _open_store(args, must_exist=True)
+    index = _index(args)
     failed = 0
     for given in args.sources:
         source = redact_url(given)  # a URL is stored without its credentials; a path is unchanged
-        n = store.delete_source(source)
+        n = index.delete(source)
         if n == 0:
             _err(f"  not in store: {source}")
             failed += 1
@@ -378,34 +347,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     """``pagesight check``: compare the database, page images, token files and journal; exit 1 if damaged."""
     from dataclasses import asdict
 
+    from pagesight.documents.url import redact_url
     from pagesight.pipelines.stores import is_store_url
-    from pagesight.retrieval.multivector import MultiVectorStore
-    from pagesight.retrieval.store import PageStore
 
     where = str(args.store)
     url = is_store_url(where)
-    if not url and not Path(where).is_dir():
-        raise ConfigurationError(
-            f"no store at {where}; create one with: pagesight index SOURCES... --store {where}"
-        )
-    from pagesight.pipelines.stores import server_options
-
-    server = server_options(**_server_options(args)) if url else {}
-    pages = PageStore(url=where, **server) if url else PageStore(where)
-    late = pages.recorded_kind() == "late-interaction" or (
-        not url and (Path(where) / "tokens" / "index.sqlite3").is_file()
-    )
-    store: Any = pages
-    if late:
-        store = MultiVectorStore(url=where, **server) if url else MultiVectorStore(where)
-    from pagesight.documents.url import redact_url
-
-    shown = pages.location  # a server URL without its password
-    try:
-        health = store.repair() if args.repair else store.check()
-    finally:
-        store.close()
-        pages.close()
+    index = _index(args)
+    late = index.holds_tokens()
+    health = index.check(repair=args.repair)
+    shown = health.location  # a server URL without its password
     if args.json:
         _out_json({"ok": health.ok, "problems": health.problems(), **asdict(health)}, ensure_ascii=False)
         return 0 if health.ok else 1
@@ -425,23 +375,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from pagesight.evaluation import evaluate, load_queries
     from pagesight.pipelines.answer import source_name
-    from pagesight.retrieval.search import Mode, PageSearcher
 
     queries = load_queries(args.queries)
     modes: list[Mode] = ["dense", "bm25", "hybrid"] if args.compare else [args.mode]
-    store = _open_store(args, must_exist=True)
-    encoder = _encoder_for_store(store, args.store, args)
-    reranker = _reranker(args)
+    index = _index(args)
+    _ = index.encoder  # every mode, bm25 too: an empty store is refused before any search
     table: dict[str, dict[str, float]] = {}
     for mode in modes:
-        searcher = PageSearcher(
-            store,
-            encoder,
-            mode=mode,
-            exhaustive=args.exhaustive,
-            reranker=reranker,
-            rerank_candidates=args.rerank_candidates,
-        )
+        searcher = index.searcher(**_search_options(args, mode))
         run = {
             q.qid: [f"{source_name(h.source)}#{h.page}" for h in searcher.search(q.query, k=10)]
             for q in queries
@@ -451,7 +392,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         _out_json(table if args.compare else table[args.mode])
         return 0
-    _out(f"{len(queries)} queries, store {store.location}")  # a server URL without its password
+    _out(f"{len(queries)} queries, store {index.location}")  # a server URL without its password
     _out(f"{'mode':<8} {'nDCG@5':>8} {'Recall@5':>9} {'Recall@10':>10} {'MRR@10':>8}")
     for name, m in table.items():
         _out(
@@ -518,7 +459,8 @@ def loader_limits(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _trust_arg(p: argparse.ArgumentParser) -> None:
+def trust_arg(p: argparse.ArgumentParser) -> None:
+    """``--trust-remote-code``."""
     p.add_argument(
         "--trust-remote-code",
         action="store_true",
@@ -543,21 +485,26 @@ def _late_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--profile", default=None, help="take the reranker and remote-code consent of a profile (e.g. gpu)"
     )
-    _trust_arg(p)
+    trust_arg(p)
 
 
-def _generator_args(p: argparse.ArgumentParser) -> None:
-    from pagesight.pipelines.generators import GENERATOR_HELP
+def add_generator_args(p: argparse.ArgumentParser, *, written: str = "the answer") -> None:
+    """``--generator`` and ``--ollama-host`` (``pagesight ask`` and ``pagesight serve``)."""
+    from pagesight.models.generate import GENERATOR_HELP
 
     p.add_argument(
         "--generator",
         default=None,
         metavar="SPEC",
-        help=f"who writes the answer: {GENERATOR_HELP} (default: the profile's, else extractive)",
+        help=f"who writes {written}: {GENERATOR_HELP} (default: the profile's, else extractive)",
     )
     p.add_argument(
         "--ollama-host", default=None, help="Ollama server (default: $OLLAMA_HOST or http://127.0.0.1:11434)"
     )
+
+
+def _generator_args(p: argparse.ArgumentParser) -> None:
+    add_generator_args(p)
     p.add_argument("--max-images", type=int, default=None, help="vision generators: most page images sent")
     p.add_argument("--max-new-tokens", type=int, default=None, help="ollama/hf generators: longest answer")
 
@@ -601,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--summary", choices=["mean", "muvera"], default=None, help="late interaction: candidate vectors"
     )
-    _trust_arg(p)
+    trust_arg(p)
     p.add_argument("--dpi", type=int, default=96, help="page image resolution (default: 96)")
     p.add_argument("--renderer", choices=["pymupdf", "pdfium"], default=None, help="PDF renderer")
     p.add_argument("--password", default=None, help="password for encrypted PDFs")

@@ -20,12 +20,16 @@ __all__ = [
     "UnsupportedSourceError",
     "URLFetchError",
     "ModelNotAvailableError",
+    "GenerationError",
     "StoreError",
     "StoreMismatchError",
     "InvalidVectorError",
     "DamagedStoreError",
     "OcrError",
     "StoreAuthenticationError",
+    "EncoderOutOfMemoryError",
+    "EmptyStoreError",
+    "StoreNotFoundError",
 ]
 
 
@@ -126,3 +130,15 @@ class StoreAuthenticationError(StoreError):
     Pass the header the server expects (``PageStore(url=..., headers={"Authorization": "Bearer
     TOKEN"})``, ``--chroma-header``) or Chroma's own ``CHROMA_CLIENT_AUTH_*`` settings.
     """
+
+
+class EncoderOutOfMemoryError(PagesightError, MemoryError):
+    """The accelerator ran out of memory even with one item per batch."""
+
+
+class StoreNotFoundError(StoreError, ConfigurationError):
+    """No store exists where one was to be read (``Index.create`` or ``pagesight index`` makes one)."""
+
+
+class EmptyStoreError(StoreError, ConfigurationError):
+    """The store holds no pages yet, so it has no embedder to search with (add documents first)."""

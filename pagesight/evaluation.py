@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
+from pagesight._checks import check_int
 from pagesight.errors import ConfigurationError
 
 __all__ = [
@@ -67,8 +68,7 @@ def page_key(source: str | os.PathLike[str], page: int) -> str:
 
 
 def _check_k(k: int) -> None:
-    if k < 1:
-        raise ConfigurationError(f"`k` must be >= 1, got {k}")
+    check_int("k", k, least=1)
 
 
 def _top_k(ranked: Sequence[str], k: int) -> list[str]:

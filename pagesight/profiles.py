@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any, assert_never
 
 from pagesight.errors import ConfigurationError, PagesightError
-from pagesight.models.base import DensePageEncoder, DenseTextEncoder, EmbedderInfo, LateInteractionEncoder
+from pagesight.models.base import DensePageEncoder, DenseTextEncoder, LateInteractionEncoder
+from pagesight.types import KINDS, EmbedderInfo, Kind, as_kind
 
 __all__ = [
     "Profile",
@@ -33,6 +35,7 @@ __all__ = [
     "resolve_profile",
     "gpu_ready",
     "encoder_for",
+    "embedder_kind",
     "model_kind",
     "page_encoder",
     "is_dense_vl_model",
@@ -184,6 +187,42 @@ def is_late_interaction_model(model: str) -> bool:
         return False
 
 
+# ``pagesight index --embedder`` names each kind in one word.
+SHORT_KINDS: dict[str, Kind] = {"dense": "dense-text", "vl": "dense-vl", "late": "late-interaction"}
+
+
+def embedder_kind(model: str) -> Kind:
+    """The kind of embedder ``model`` names (``"dense-text"`` when pagesight does not know it)."""
+    if is_late_interaction_model(model):
+        return "late-interaction"
+    return "dense-vl" if is_dense_vl_model(model) else "dense-text"
+
+
+def model_kind(model: str) -> str:
+    """``"late"``, ``"vl"`` or ``"dense"``: :func:`embedder_kind` in ``--embedder``'s words."""
+    kind = embedder_kind(model)
+    return next(short for short, long in SHORT_KINDS.items() if long == kind)
+
+
+def _encoder(
+    kind: Kind, model: str, **options: Any
+) -> DenseTextEncoder | DensePageEncoder | LateInteractionEncoder:
+    """The encoder class of ``kind``, constructed with ``options`` (weights load on first use)."""
+    if kind == "late-interaction":
+        from pagesight.models.late_interaction import ColEmbedEncoder
+
+        return ColEmbedEncoder(model, **options)
+    if kind == "dense-vl":
+        from pagesight.models.dense_vl import VLEncoder
+
+        return VLEncoder(model, **options)
+    if kind == "dense-text":
+        from pagesight.models.dense_text import MatryoshkaEncoder
+
+        return MatryoshkaEncoder(model, **options)
+    assert_never(kind)
+
+
 def encoder_for(
     info: EmbedderInfo, *, trust_remote_code: bool = False
 ) -> DenseTextEncoder | DensePageEncoder | LateInteractionEncoder:
@@ -196,37 +235,19 @@ def encoder_for(
     Raises:
         ConfigurationError: when the store was written by a kind of embedder this version cannot load.
     """
-    if info.kind == "late-interaction":
-        from pagesight.models.colembed import ColEmbedEncoder
-
-        return ColEmbedEncoder(info.model, revision=info.revision, trust_remote_code=trust_remote_code)
-    if info.kind == "dense-vl":
-        from pagesight.models.vl import VLEncoder
-
-        model, _, text_model = info.model.partition("+")  # "<image model>+<text model>" for a custom pair
-        return VLEncoder(
-            model,
-            text_model=text_model or None,
-            dimensions=info.dimensions,
-            revision=info.revision,
-            trust_remote_code=trust_remote_code,
-        )
-    if info.kind != "dense-text":
+    if info.kind not in KINDS:
         raise ConfigurationError(
             f"the store was built with {info.describe()}, a kind this version of pagesight cannot query"
         )
-    from pagesight.models.matryoshka import MatryoshkaEncoder
-
-    return MatryoshkaEncoder(
-        info.model, dimensions=info.dimensions, revision=info.revision, trust_remote_code=trust_remote_code
-    )
-
-
-def model_kind(model: str) -> str:
-    """``"late"``, ``"vl"`` or ``"dense"``: the kind of embedder ``model`` names (dense when unknown)."""
-    if is_late_interaction_model(model):
-        return "late"
-    return "vl" if is_dense_vl_model(model) else "dense"
+    kind = as_kind(info.kind)
+    options: dict[str, Any] = {"revision": info.revision, "trust_remote_code": trust_remote_code}
+    model = info.model
+    if kind == "dense-vl":
+        model, _, text_model = info.model.partition("+")  # "<image model>+<text model>" for a custom pair
+        options["text_model"] = text_model or None
+    if kind != "late-interaction":
+        options["dimensions"] = info.dimensions
+    return _encoder(kind, model, **options)
 
 
 def page_encoder(
@@ -241,32 +262,23 @@ def page_encoder(
 
     Args:
         model: alias, Hub id, local folder or ``ollama:<name>``.
-        kind: ``"late"``, ``"vl"`` or ``"dense"``; ``None``: :func:`model_kind`.
+        kind: a :data:`~pagesight.types.Kind` or its ``--embedder`` word (``"late"``, ``"vl"``,
+            ``"dense"``); ``None``: :func:`embedder_kind`.
         trust_remote_code: allow the model's own code (pinned revisions).
         page_input: vision-language and late-interaction models: what of a page is embedded.
         dimensions: Matryoshka truncation (dense and vl models).
 
     Raises:
-        ConfigurationError: an option that does not apply to the kind.
+        ConfigurationError: an unknown kind, or an option that does not apply to the kind.
     """
-    kind = kind or model_kind(model)
-    if page_input != "auto" and kind == "dense":
+    chosen = as_kind(SHORT_KINDS.get(kind, kind)) if kind is not None else embedder_kind(model)
+    options: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if chosen == "dense-text" and page_input != "auto":
         raise ConfigurationError("page input applies to vision-language and late-interaction models")
-    if kind == "late":
-        from pagesight.models.colembed import ColEmbedEncoder
-
-        if dimensions is not None:
-            raise ConfigurationError("dimensions apply to dense embedders, not late interaction")
-        return ColEmbedEncoder(model, trust_remote_code=trust_remote_code, page_input=page_input)  # type: ignore[arg-type]
-    if kind == "vl":
-        from pagesight.models.vl import VLEncoder
-
-        return VLEncoder(
-            model,
-            dimensions=dimensions,
-            trust_remote_code=trust_remote_code,
-            page_input=page_input,  # type: ignore[arg-type]
-        )
-    from pagesight.models.matryoshka import MatryoshkaEncoder
-
-    return MatryoshkaEncoder(model, dimensions=dimensions, trust_remote_code=trust_remote_code)
+    if chosen == "late-interaction" and dimensions is not None:
+        raise ConfigurationError("dimensions apply to dense embedders, not late interaction")
+    if chosen != "dense-text":
+        options["page_input"] = page_input
+    if chosen != "late-interaction":
+        options["dimensions"] = dimensions
+    return _encoder(chosen, model, **options)

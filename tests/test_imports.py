@@ -41,8 +41,11 @@ def test_public_names():
         "VLEmbeddings",
         "VLRerankPostprocessor",
         "VLReranker",
+        "build_langchain_chain",
+        "build_llamaindex_query_engine",
     ]
-    assert set(pagesight.__all__) == {"Page", "PagesightError", "__version__"}
+    assert set(pagesight.__all__) == {"Hit", "Index", "Page", "PagesightError", "__version__"}
+    assert pagesight.Index.__module__ == "pagesight.index"
 
 
 def test_core_modules_import_with_only_the_core_installed():
@@ -50,7 +53,8 @@ def test_core_modules_import_with_only_the_core_installed():
         """
         import pagesight, pagesight.integrations, pagesight.documents, pagesight.models, pagesight.errors
         import pagesight.retrieval.store, pagesight.retrieval.search, pagesight.pipelines.ingest
-        import pagesight.pipelines.answer, pagesight.profiles, pagesight.cli
+        import pagesight.pipelines.answer, pagesight.profiles, pagesight.cli, pagesight.index
+        pagesight.Index.create("somewhere", profile="offline")   # cheap: opens and loads nothing
         from pagesight.models import MatryoshkaEncoder
         MatryoshkaEncoder("all-minilm-l6-v2", dimensions=64)   # constructors are cheap
         pagesight.cli.build_parser()

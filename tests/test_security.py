@@ -57,7 +57,7 @@ def _keyword(call: ast.Call, name: str) -> Any:
 
 def test_the_scan_sees_the_whole_package() -> None:
     files = [p.relative_to(PACKAGE).as_posix() for p, _ in _modules()]
-    assert len(files) > 40 and "documents/url.py" in files and "retrieval/store.py" in files
+    assert len(files) > 40 and "documents/url.py" in files and "retrieval/store/pages.py" in files
 
 
 def test_no_pickle_and_no_unsafe_loaders() -> None:
@@ -393,7 +393,7 @@ def _llava(root: Path) -> Path:
 
 
 def _load_generator(folder: Path) -> object:
-    from pagesight.pipelines.hf import TransformersGenerator
+    from pagesight.models.generate.hf import TransformersGenerator
 
     return TransformersGenerator(str(folder), device="cpu").load()
 

@@ -1,4 +1,4 @@
-"""LangChain and LlamaIndex adapters, imported lazily.
+"""LangChain and LlamaIndex adapters and the prebuilt chain and query engine, imported lazily.
 
 ``import pagesight.integrations`` works with only the core installed; touching a class whose
 framework is missing raises ``ImportError`` naming the ``pip install "pagesight[extra]"`` line.
@@ -6,10 +6,12 @@ framework is missing raises ``ImportError`` naming the ``pip install "pagesight[
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from pagesight._deps import lazy_attribute
+
 if TYPE_CHECKING:
+    from pagesight.integrations.langchain.chain import build_langchain_chain as build_langchain_chain
     from pagesight.integrations.langchain.colembed import ColEmbedEmbeddings as ColEmbedEmbeddings
     from pagesight.integrations.langchain.embeddings import MatryoshkaEmbeddings as MatryoshkaEmbeddings
     from pagesight.integrations.langchain.rerank import VLReranker as VLReranker
@@ -19,13 +21,16 @@ if TYPE_CHECKING:
     from pagesight.integrations.langchain.vl import VLEmbeddings as VLEmbeddings
     from pagesight.integrations.llama_index.colembed import ColEmbedEmbedding as ColEmbedEmbedding
     from pagesight.integrations.llama_index.embeddings import MatryoshkaEmbedding as MatryoshkaEmbedding
+    from pagesight.integrations.llama_index.query_engine import (
+        build_llamaindex_query_engine as build_llamaindex_query_engine,
+    )
     from pagesight.integrations.llama_index.rerank import VLRerankPostprocessor as VLRerankPostprocessor
     from pagesight.integrations.llama_index.retrievers import (
         LateInteractionNodeRetriever as LateInteractionNodeRetriever,
     )
     from pagesight.integrations.llama_index.vl import VLEmbedding as VLEmbedding
 
-_LAZY: dict[str, tuple[str, str]] = {
+_LAZY: dict[str, tuple[str, str | None]] = {
     "ColEmbedEmbeddings": ("pagesight.integrations.langchain.colembed", "langchain"),
     "LateInteractionRetriever": ("pagesight.integrations.langchain.retrievers", "langchain"),
     "MatryoshkaEmbeddings": ("pagesight.integrations.langchain.embeddings", "langchain"),
@@ -36,23 +41,15 @@ _LAZY: dict[str, tuple[str, str]] = {
     "MatryoshkaEmbedding": ("pagesight.integrations.llama_index.embeddings", "llamaindex"),
     "VLEmbedding": ("pagesight.integrations.llama_index.vl", "llamaindex"),
     "VLRerankPostprocessor": ("pagesight.integrations.llama_index.rerank", "llamaindex"),
+    "build_langchain_chain": ("pagesight.integrations.langchain.chain", "langchain"),
+    "build_llamaindex_query_engine": ("pagesight.integrations.llama_index.query_engine", "llamaindex"),
 }
 
 __all__ = sorted(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'pagesight.integrations' has no attribute {name!r}")
-    module, extra = _LAZY[name]
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as e:
-        raise ImportError(
-            f"{name} needs an optional dependency ({e.name or e}); "
-            f'install it with: pip install "pagesight[{extra}]"'
-        ) from e
-    return getattr(mod, name)
+    return lazy_attribute(__name__, name, _LAZY)
 
 
 def __dir__() -> list[str]:

@@ -1,102 +1,64 @@
-"""Where adapter fields become encoders (shared by the LangChain and LlamaIndex adapters)."""
+"""Where adapter fields become encoders: one function per family, reading the family's fields.
+
+Cheap: each resolves the model name and checks the options; no weights load.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pagesight.models.matryoshka import MatryoshkaEncoder
+from pagesight.integrations._fields import (
+    ColEmbedFields,
+    MatryoshkaFields,
+    RerankFields,
+    VLFields,
+    option_values,
+)
 
 if TYPE_CHECKING:
-    from pagesight.models.colembed import ColEmbedEncoder
-    from pagesight.models.rerank import RerankCandidate, Reranker
-    from pagesight.models.vl import VLEncoder
+    from pagesight.models.dense_text import MatryoshkaEncoder
+    from pagesight.models.dense_vl import VLEncoder
+    from pagesight.models.late_interaction import ColEmbedEncoder
+    from pagesight.models.rerank import Reranker
     from pagesight.retrieval.multivector import MultiVectorStore
     from pagesight.retrieval.store import PageStore
 
+__all__ = ["build_reranker", "colembed_encoder", "image_root", "matryoshka_encoder", "vl_encoder"]
 
-def matryoshka_encoder(fields: Any, *, batch_size: int) -> MatryoshkaEncoder:
-    """Build the encoder from an adapter's fields (cheap: resolves the name, checks options; no weights).
 
-    ``query_prefix`` / ``document_prefix`` override the model's own prefixes when not ``None``.
-    """
-    prefixes: dict[str, str] = {}
-    if fields.query_prefix is not None:
-        prefixes["search_query"] = fields.query_prefix
-    if fields.document_prefix is not None:
-        prefixes["search_document"] = fields.document_prefix
-    return MatryoshkaEncoder(
-        fields.model,
-        dimensions=fields.dimensions,
-        backend=fields.backend,
-        device=fields.device,
-        batch_size=batch_size,
-        trust_remote_code=fields.trust_remote_code,
-        prefixes=prefixes,
-        window_overlap=fields.window_overlap,
-        ollama_host=fields.base_url,
-        show_progress=fields.show_progress,
+def matryoshka_encoder(fields: MatryoshkaFields, *, batch_size: int) -> MatryoshkaEncoder:
+    """The dense text encoder; ``query_prefix`` / ``document_prefix`` override the model's own prefixes
+    when not ``None``, ``base_url`` is the Ollama host."""
+    from pagesight.models.dense_text import MatryoshkaEncoder
+
+    options = option_values(
+        fields, MatryoshkaFields, leave_out=("query_prefix", "document_prefix", "base_url")
     )
+    given = {"search_query": fields.query_prefix, "search_document": fields.document_prefix}
+    prefixes = {task: prefix for task, prefix in given.items() if prefix is not None}
+    return MatryoshkaEncoder(batch_size=batch_size, prefixes=prefixes, ollama_host=fields.base_url, **options)
 
 
-def colembed_encoder(fields: Any, *, batch_size: int) -> ColEmbedEncoder:
-    """Build the late-interaction encoder from an adapter's fields (cheap: no weights load)."""
-    from pagesight.models.colembed import ColEmbedEncoder
+def colembed_encoder(fields: ColEmbedFields, *, batch_size: int) -> ColEmbedEncoder:
+    """The late-interaction encoder."""
+    from pagesight.models.late_interaction import ColEmbedEncoder
 
-    return ColEmbedEncoder(
-        fields.model,
-        backend=fields.backend,
-        device=fields.device,
-        dtype=fields.dtype,
-        batch_size=batch_size,
-        trust_remote_code=fields.trust_remote_code,
-        revision=fields.revision,
-        attn_implementation=fields.attn_implementation,
-        page_input=fields.page_input,
-        show_progress=fields.show_progress,
-    )
+    return ColEmbedEncoder(batch_size=batch_size, **option_values(fields, ColEmbedFields))
 
 
-def vl_encoder(fields: Any, *, batch_size: int) -> VLEncoder:
-    """Build the dense vision-language encoder from an adapter's fields (cheap: no weights load)."""
-    from pagesight.models.vl import VLEncoder
+def vl_encoder(fields: VLFields, *, batch_size: int) -> VLEncoder:
+    """The dense vision-language encoder."""
+    from pagesight.models.dense_vl import VLEncoder
 
-    return VLEncoder(
-        fields.model,
-        backend=fields.backend,
-        dimensions=fields.dimensions,
-        device=fields.device,
-        dtype=fields.dtype,
-        batch_size=batch_size,
-        trust_remote_code=fields.trust_remote_code,
-        revision=fields.revision,
-        attn_implementation=fields.attn_implementation,
-        page_input=fields.page_input,
-        text_model=fields.text_model,
-        task=fields.task,
-        show_progress=fields.show_progress,
-    )
+    return VLEncoder(batch_size=batch_size, **option_values(fields, VLFields))
 
 
-def build_reranker(fields: Any) -> Reranker:
-    """Build the reranker from an adapter's fields (cheap: no weights load)."""
+def build_reranker(fields: RerankFields) -> Reranker:
+    """The reranker (``top_n`` and ``store`` are the adapters' own)."""
     from pagesight.models.rerank import Reranker
 
-    return Reranker(
-        fields.model,
-        backend=fields.backend,
-        device=fields.device,
-        dtype=fields.dtype,
-        batch_size=fields.batch_size,
-        trust_remote_code=fields.trust_remote_code,
-        revision=fields.revision,
-        attn_implementation=fields.attn_implementation,
-        page_input=fields.page_input,
-        max_length=fields.max_length,
-        show_progress=fields.show_progress,
-    )
+    return Reranker(**option_values(fields, RerankFields, leave_out=("top_n", "store")))
 
 
 def image_root(store: PageStore | MultiVectorStore | str | Path | None) -> Path | None:
@@ -107,30 +69,7 @@ def image_root(store: PageStore | MultiVectorStore | str | Path | None) -> Path 
     if store is None:
         return None
     if isinstance(store, (str, Path)):
-        from pagesight.retrieval.store import PageStore
+        from pagesight.retrieval.store import default_image_dir
 
-        return PageStore(store).image_dir  # opens nothing: only the default image folder is needed
+        return default_image_dir(store)  # opens nothing: only the default image folder is needed
     return store.image_dir
-
-
-def rerank_candidate(
-    text: str, metadata: Mapping[str, Any], root: Path | None, image: Any = None
-) -> RerankCandidate:
-    """A reranker candidate from a document's text and metadata.
-
-    The image is ``metadata["image"]`` (else ``image``): an absolute path, or one relative to
-    ``root``. ``source`` and ``page`` come along so an unreadable image is named in the error.
-    """
-    from pagesight.models.rerank import RerankCandidate
-
-    image = metadata.get("image") or image
-    if isinstance(image, (str, os.PathLike)) and root is not None and not Path(image).is_absolute():
-        image = root / image
-    page = metadata.get("page")
-    source = metadata.get("source")
-    return RerankCandidate(
-        text=text,
-        image=image or None,
-        source=str(source) if source is not None else None,
-        page=page if isinstance(page, int) else None,
-    )

@@ -7,12 +7,20 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pagesight.errors import ConfigurationError, DocumentLoadError
-from pagesight.models._colembed_common import open_image
+from pagesight.models._images import open_image
 
 if TYPE_CHECKING:
-    from pagesight.documents.page import Page
+    from pagesight.types import Page
 
-__all__ = ["check_texts", "page_image", "page_mode", "page_text", "page_title", "warn_image_fallbacks"]
+__all__ = [
+    "check_texts",
+    "page_embedding_text",
+    "page_image",
+    "page_mode",
+    "page_text",
+    "page_title",
+    "warn_image_fallbacks",
+]
 
 
 def page_title(page: Page) -> str:
@@ -24,6 +32,19 @@ def page_title(page: Page) -> str:
 def page_text(page: Page) -> str:
     """The page's text, or its title when it has none."""
     return page.text if page.text.strip() else page_title(page)
+
+
+def page_embedding_text(page: Page) -> str:
+    """The text a dense text encoder embeds for a page.
+
+    A page without a text layer is embedded by its title (``"<file name>, page N"``) so that it
+    stays findable by name instead of sharing the empty string's vector with every other
+    image-only page.
+    """
+    if page.text.strip():
+        return page.text
+    name = page.source.rstrip("/").rsplit("/", 1)[-1]
+    return f"{name}, page {page.page}"
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
-from pagesight.models._colembed_common import model_source, resolve_device, torch_dtype
+from pagesight.models._torch import model_source, resolve_device, torch_dtype
+from pagesight.models.registry import TRANSFORMERS_PINS
 
 if TYPE_CHECKING:
     from pagesight.models.registry import ModelSpec
@@ -30,21 +31,11 @@ __all__ = ["LoadSettings", "RemoteModel", "TRANSFORMERS_PINS", "load_pretrained"
 
 logger = logging.getLogger(__name__)
 
-TRANSFORMERS_PINS: dict[str, str] = {
-    # The versions the model cards (and MTEB's wrappers) require for the remote code.
-    "nvidia/llama-nemoretriever-colembed-3b-v1": "4.49.0",
-    "nvidia/llama-nemoretriever-colembed-1b-v1": "4.49.0",
-    "nvidia/llama-nemotron-colembed-vl-3b-v2": "4.49.0",
-    "nvidia/nemotron-colembed-vl-4b-v2": "5.0.0rc0",
-    "nvidia/nemotron-colembed-vl-8b-v2": "5.0.0rc0",
-}
-"""Hub id -> the transformers version its remote code was written for."""
-
 _REMOTE_MODULES = "transformers_modules"  # where transformers puts remote code it imports
 
 
 class LoadSettings(Protocol):
-    """What :func:`load_pretrained` reads from a backend: its constructor's loading arguments.
+    """What :func:`load_pretrained` reads from a backend (a :class:`~pagesight.models.base.ModelBackend`).
 
     Attributes:
         spec: the model's spec (Hub id + pinned revision, or a local folder).

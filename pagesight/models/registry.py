@@ -1,13 +1,18 @@
-"""Short aliases for the models pagesight knows, with pinned revisions, licenses and task prefixes.
+"""The models pagesight knows: ONE table of aliases with pinned revisions, licenses and task prefixes.
 
-``resolve(model)`` turns what a user typed (an alias, a Hugging Face id, a local folder or
-``"ollama:<name>"``) into a :class:`ModelSpec`. Nothing here imports torch or touches the network.
+:data:`MODELS` maps every alias to its :class:`ModelSpec` (its ``kind`` says the family, its
+``backend`` the file that runs it); ``resolve(model, kind)`` turns what a user typed (an alias, a
+Hugging Face id, a local folder or ``"ollama:<name>"``) into a spec for that kind. The per-family
+tables (:data:`REGISTRY`, :data:`LATE_INTERACTION`, :data:`DENSE_VL`, :data:`RERANKERS`) and the
+``resolve_*`` functions are views of it. Nothing here imports torch or touches the network.
 
 Example:
     >>> from pagesight.models.registry import resolve
     >>> spec = resolve("nomic-embed-text-v1.5")
     >>> spec.dimensions, spec.prefixes["search_query"]
     (768, 'search_query: ')
+    >>> resolve("minilm-tokens", "late-interaction").backend
+    'token-embeddings'
 """
 
 from __future__ import annotations
@@ -19,12 +24,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
+from pagesight.types import Kind
 
 __all__ = [
+    "ModelKind",
     "ModelSpec",
+    "MODELS",
+    "BACKENDS",
     "TASKS",
     "NOMIC_PREFIXES",
     "REGISTRY",
@@ -36,6 +45,9 @@ __all__ = [
     "DENSE_VL",
     "DENSE_VL_TEXT_MODELS",
     "resolve_dense_vl",
+    "RERANKERS",
+    "resolve_reranker",
+    "TRANSFORMERS_PINS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,10 +61,11 @@ Backend = Literal[
     "token-embeddings",
     "nv-embed",
     "e5-v",
-    "nvidia-rerank",
     "cross-encoder",
     "nanoranker",
 ]
+ModelKind = Kind | Literal["reranker", "generator"]
+"""What a spec is for: an embedder of one :data:`~pagesight.types.Kind`, a reranker or a generator."""
 
 TASKS: tuple[str, ...] = ("search_query", "search_document", "clustering", "classification")
 """The task names a prefix table may hold (Nomic's ``task_type`` values)."""
@@ -76,7 +89,8 @@ class ModelSpec:
 
     Attributes:
         alias: short name (``"nomic-embed-text-v1.5"``), or the id/folder for an ad-hoc spec.
-        kind: ``"dense-text"`` (later also ``"dense-vl"``, ``"late-interaction"``, ``"reranker"``).
+        kind: the family: ``"dense-text"``, ``"dense-vl"``, ``"late-interaction"``, ``"reranker"``
+            or ``"generator"``.
         hf_id: Hugging Face id, or ``None`` for a local folder or an Ollama model.
         revision: pinned Hub commit, or ``None`` when nothing is pinned.
         license: SPDX id of the weights' license, ``None`` when unknown.
@@ -89,7 +103,8 @@ class ModelSpec:
         backend: how the model is run: ``"sentence-transformers"`` or ``"ollama"`` (dense text);
             ``"nvidia"``, ``"token-embeddings"`` (late interaction); ``"nvidia"``,
             ``"sentence-transformers"``, ``"nv-embed"``, ``"e5-v"`` (dense vision-language);
-            ``"nvidia-rerank"``, ``"cross-encoder"``, ``"nanoranker"`` (rerankers).
+            ``"nvidia"``, ``"cross-encoder"``, ``"nanoranker"`` (rerankers). The same names as
+            the families' ``backend=`` options.
         commercial_use: whether the license allows commercial use, ``None`` when unknown.
         requires_remote_code: loading runs code from the model's repository (``trust_remote_code``).
         code_revision: pinned commit of the repository holding that code, when it is another repository.
@@ -97,10 +112,13 @@ class ModelSpec:
         path: the local folder an ad-hoc spec was made from.
         ollama_name: the Ollama model name: the model itself for the ``"ollama"`` backend, the
             same weights served by Ollama for a sentence-transformers spec.
+        text_model: for an image-only dense-vl model, the dense-text alias that embeds its
+            queries and texts (``nomic-embed-vision-v1.5`` -> ``nomic-embed-text-v1.5``).
+        transformers_version: the transformers version the model's remote code was written for.
     """
 
     alias: str
-    kind: str = "dense-text"
+    kind: ModelKind = "dense-text"
     hf_id: str | None = None
     revision: str | None = None
     license: str | None = None
@@ -116,6 +134,8 @@ class ModelSpec:
     local_path: Callable[[], Path | None] | None = field(default=None, compare=False, hash=False)
     path: str | None = None
     ollama_name: str | None = None
+    text_model: str | None = None
+    transformers_version: str | None = None
 
     @property
     def family(self) -> str:
@@ -137,8 +157,49 @@ _NOMIC_REVISION = "e9b6763023c676ca8431644204f50c2b100d9aab"
 _NOMIC_CODE_REVISION = "7710840340a098cfb869c4f65e87cf2b1b70caca"  # nomic-ai/nomic-bert-2048
 _NOMIC_MATRYOSHKA = (64, 128, 256, 512, 768)
 
-REGISTRY: Mapping[str, ModelSpec] = MappingProxyType(
+_NVIDIA_NC_V1 = "NVIDIA Non-Commercial License"
+_NVIDIA_NC_V2 = "NVIDIA Non-Commercial License Agreement"
+_CC_BY_NC = "CC-BY-NC-4.0"
+
+
+def _colembed(
+    alias: str, revision: str, dimensions: int | None, license: str, transformers: str
+) -> ModelSpec:
+    return ModelSpec(
+        alias=alias,
+        kind="late-interaction",
+        hf_id=f"nvidia/{alias}",
+        revision=revision,
+        license=license,
+        dimensions=dimensions,
+        max_tokens=8192,
+        backend="nvidia",
+        commercial_use=False,
+        requires_remote_code=True,
+        transformers_version=transformers,
+    )
+
+
+_NVIDIA_OPEN = "NVIDIA Open Model License"
+
+
+def _dense_vl(
+    alias: str, hf_id: str, dimensions: int, license: str | None, backend: Backend, **kw: Any
+) -> ModelSpec:
+    return ModelSpec(
+        alias=alias,
+        kind="dense-vl",
+        hf_id=hf_id,
+        license=license,
+        dimensions=dimensions,
+        backend=backend,
+        **kw,
+    )
+
+
+MODELS: Mapping[str, ModelSpec] = MappingProxyType(
     {
+        # Dense text.
         "all-minilm-l6-v2": ModelSpec(
             alias="all-minilm-l6-v2",
             hf_id="sentence-transformers/all-MiniLM-L6-v2",
@@ -180,14 +241,248 @@ REGISTRY: Mapping[str, ModelSpec] = MappingProxyType(
             commercial_use=True,
             ollama_name="nomic-embed-text",
         ),
+        # Late interaction. Token dims: the decoder's hidden size (no projection head), as MTEB's model
+        # metadata records; the NVIDIA ColEmbed licenses (model cards) are non-commercial / research only.
+        "minilm-tokens": ModelSpec(
+            alias="minilm-tokens",
+            kind="late-interaction",
+            hf_id="sentence-transformers/all-MiniLM-L6-v2",
+            revision="c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
+            license="Apache-2.0",
+            dimensions=384,
+            max_tokens=256,
+            backend="token-embeddings",
+            commercial_use=True,
+            local_path=_minilm_path,
+        ),
+        "llama-nemoretriever-colembed-3b-v1": _colembed(
+            "llama-nemoretriever-colembed-3b-v1",
+            "50c36f4d5271c6851aa08bd26d69f6e7ca8b870c",
+            3072,
+            _NVIDIA_NC_V1,
+            "4.49.0",
+        ),
+        "llama-nemoretriever-colembed-1b-v1": _colembed(
+            "llama-nemoretriever-colembed-1b-v1",
+            "1f0fdea7f5b19532a750be109b19072d719b8177",
+            2048,
+            _NVIDIA_NC_V1,
+            "4.49.0",
+        ),
+        "llama-nemotron-colembed-vl-3b-v2": _colembed(
+            "llama-nemotron-colembed-vl-3b-v2",
+            "75f03c712cb3a252e062295f9a0966e5d95d6156",
+            3072,
+            _NVIDIA_NC_V2,
+            "4.49.0",
+        ),
+        "nemotron-colembed-vl-4b-v2": _colembed(
+            "nemotron-colembed-vl-4b-v2",
+            "823b1625c15fe3da73fa094205e538a7a2301a2a",
+            2560,
+            _CC_BY_NC,
+            "5.0.0rc0",
+        ),
+        "nemotron-colembed-vl-8b-v2": _colembed(
+            "nemotron-colembed-vl-8b-v2",
+            "6cbe43579dda6237768fc373768ad372cc5cdfec",
+            4096,
+            _CC_BY_NC,
+            "5.0.0rc0",
+        ),
+        # Dense vision-language. Licenses and sizes from the model cards. Revisions are pinned where a
+        # commit could be verified offline; the others load the Hub's current main (a warning
+        # recommends passing `revision=`).
+        "llama-nemotron-embed-vl-1b-v2": _dense_vl(
+            "llama-nemotron-embed-vl-1b-v2",
+            "nvidia/llama-nemotron-embed-vl-1b-v2",
+            2048,
+            _NVIDIA_OPEN,
+            "nvidia",
+            revision="859e1f2dac29c56c37a5279cf55f53f3e74efc6b",
+            max_tokens=10240,
+            commercial_use=True,
+            requires_remote_code=True,
+        ),
+        "llama-3.2-nemoretriever-1b-vlm-embed-v1": _dense_vl(
+            "llama-3.2-nemoretriever-1b-vlm-embed-v1",
+            "nvidia/llama-3.2-nemoretriever-1b-vlm-embed-v1",
+            2048,
+            _NVIDIA_OPEN,
+            "nvidia",
+            commercial_use=True,
+            requires_remote_code=True,
+        ),
+        "clip-vit-b-32": _dense_vl(
+            "clip-vit-b-32",
+            "sentence-transformers/clip-ViT-B-32",
+            512,
+            "MIT",
+            "sentence-transformers",
+            max_tokens=77,
+            commercial_use=True,
+        ),
+        "clip-vit-l-14": _dense_vl(
+            "clip-vit-l-14",
+            "sentence-transformers/clip-ViT-L-14",
+            768,
+            "MIT",
+            "sentence-transformers",
+            max_tokens=77,
+            commercial_use=True,
+        ),
+        "siglip-base-patch16-224": _dense_vl(
+            "siglip-base-patch16-224",
+            "google/siglip-base-patch16-224",
+            768,
+            "Apache-2.0",
+            "sentence-transformers",
+            max_tokens=64,
+            commercial_use=True,
+        ),
+        "nomic-embed-vision-v1.5": _dense_vl(
+            "nomic-embed-vision-v1.5",
+            "nomic-ai/nomic-embed-vision-v1.5",
+            768,
+            "Apache-2.0",
+            "sentence-transformers",
+            prefixes=NOMIC_PREFIXES,
+            max_tokens=8192,
+            commercial_use=True,
+            requires_remote_code=True,
+            text_model="nomic-embed-text-v1.5",
+        ),
+        "nv-embed-v2": _dense_vl(
+            "nv-embed-v2",
+            "nvidia/NV-Embed-v2",
+            4096,
+            _CC_BY_NC,
+            "nv-embed",
+            revision="7604d305b621f14095a1aa23d351674c2859553a",
+            max_tokens=32768,
+            commercial_use=False,
+            requires_remote_code=True,
+        ),
+        "e5-v": _dense_vl(
+            "e5-v",
+            "royokong/e5-v",
+            4096,
+            None,  # the card states no license; the weights are Llama 3 (LLaVA-NeXT-8B) based
+            "e5-v",
+            revision="0c1f22679417b3ae925d779442221c40cd1861ab",
+            max_tokens=8192,
+        ),
+        # Rerankers. No revision of ms-marco-minilm-l6-v2 could be verified offline (it follows the
+        # Hub's main); nanoranker's weights ship inside its wheel (ONNX): no download, no revision.
+        "llama-nemotron-rerank-vl-1b-v2": ModelSpec(
+            alias="llama-nemotron-rerank-vl-1b-v2",
+            kind="reranker",
+            hf_id="nvidia/llama-nemotron-rerank-vl-1b-v2",
+            revision="b8a9987b05b75db5ad949c825cbcbf6eb7c48b5a",
+            license=_NVIDIA_OPEN,
+            max_tokens=10240,
+            backend="nvidia",
+            commercial_use=True,
+            requires_remote_code=True,
+        ),
+        "ms-marco-minilm-l6-v2": ModelSpec(
+            alias="ms-marco-minilm-l6-v2",
+            kind="reranker",
+            hf_id="cross-encoder/ms-marco-MiniLM-L6-v2",
+            license="Apache-2.0",
+            max_tokens=512,
+            backend="cross-encoder",
+            commercial_use=True,
+        ),
+        "nanoranker": ModelSpec(
+            alias="nanoranker",
+            kind="reranker",
+            license="MIT",
+            backend="nanoranker",
+            commercial_use=True,
+        ),
     }
 )
-"""Alias -> spec for every model pagesight knows by a short name."""
+"""Alias -> spec of every model pagesight knows by a short name, of every kind (ONE table).
+
+A new backend's models are rows here; nothing else lists them.
+"""
 
 
-def known_aliases() -> list[str]:
-    """The registry's aliases, sorted."""
-    return sorted(REGISTRY)
+def _of_kind(kind: ModelKind) -> Mapping[str, ModelSpec]:
+    return MappingProxyType({alias: spec for alias, spec in MODELS.items() if spec.kind == kind})
+
+
+BACKENDS: Mapping[ModelKind, Mapping[str, str]] = MappingProxyType(
+    {
+        "dense-text": MappingProxyType(
+            {
+                "sentence-transformers": (
+                    "pagesight.models.dense_text.sentence_transformers:SentenceTransformerBackend"
+                ),
+                "ollama": "pagesight.models.dense_text.ollama:OllamaBackend",
+            }
+        ),
+        "dense-vl": MappingProxyType(
+            {
+                "nvidia": "pagesight.models.dense_vl.nvidia:NvidiaEmbedVLBackend",
+                "sentence-transformers": "pagesight.models.dense_vl.st:STMultimodalBackend",
+                "nv-embed": "pagesight.models.dense_vl.nvembed:NVEmbedBackend",
+                "e5-v": "pagesight.models.dense_vl.e5v:E5VBackend",
+            }
+        ),
+        "late-interaction": MappingProxyType(
+            {
+                "nvidia": "pagesight.models.late_interaction.nvidia:NvidiaColEmbedBackend",
+                "sentence-transformers": "pagesight.models.late_interaction.st:MultiVectorBackend",
+                "token-embeddings": "pagesight.models.late_interaction.st:TokenEmbeddingsBackend",
+            }
+        ),
+        "reranker": MappingProxyType(
+            {
+                "nvidia": "pagesight.models.rerank.nvidia:NvidiaRerankBackend",
+                "cross-encoder": "pagesight.models.rerank.text:CrossEncoderBackend",
+                "nanoranker": "pagesight.models.rerank.text:NanorankerBackend",
+            }
+        ),
+    }
+)
+"""Kind -> backend name (a row's ``backend``) -> the class that runs it, as ``"module:Class"``.
+
+Names, not classes: importing the registry (or a family) imports no backend and no torch. Each
+class takes ``(spec, LoadOptions)`` (:class:`~pagesight.models.base.ModelBackend`).
+"""
+
+REGISTRY: Mapping[str, ModelSpec] = _of_kind("dense-text")
+"""The dense text encoders of :data:`MODELS` (:class:`~pagesight.models.dense_text.MatryoshkaEncoder`)."""
+
+LATE_INTERACTION: Mapping[str, ModelSpec] = _of_kind("late-interaction")
+"""The late-interaction models of :data:`MODELS` (:class:`~.late_interaction.ColEmbedEncoder`)."""
+
+DENSE_VL: Mapping[str, ModelSpec] = _of_kind("dense-vl")
+"""The dense vision-language models of :data:`MODELS` (:class:`~pagesight.models.dense_vl.VLEncoder`)."""
+
+RERANKERS: Mapping[str, ModelSpec] = _of_kind("reranker")
+"""The rerankers of :data:`MODELS` (:class:`~pagesight.models.rerank.Reranker`)."""
+
+DENSE_VL_TEXT_MODELS: Mapping[str, str] = MappingProxyType(
+    {alias: spec.text_model for alias, spec in DENSE_VL.items() if spec.text_model is not None}
+)
+"""Image-only aliases -> the text model (a :data:`REGISTRY` alias) that embeds their queries and texts."""
+
+TRANSFORMERS_PINS: Mapping[str, str] = MappingProxyType(
+    {
+        spec.hf_id: spec.transformers_version
+        for spec in MODELS.values()
+        if spec.hf_id is not None and spec.transformers_version is not None
+    }
+)
+"""Hub id -> the transformers version its remote code was written for (the model cards say)."""
+
+
+def known_aliases(kind: ModelKind = "dense-text") -> list[str]:
+    """The aliases of ``kind`` in the registry, sorted."""
+    return sorted(alias for alias, spec in MODELS.items() if spec.kind == kind)
 
 
 def _looks_nomic(*names: str | None) -> bool:
@@ -340,22 +635,55 @@ def for_backend(spec: ModelSpec, backend: str) -> ModelSpec:
     )
 
 
-def resolve(model: str) -> ModelSpec:
-    """Turn a model name into a :class:`ModelSpec`.
+def resolve(model: str, kind: ModelKind = "dense-text") -> ModelSpec:
+    """Turn a model name into a :class:`ModelSpec` for ``kind``.
 
-    Args:
-        model: one of
+    The aliases and Hub ids of ``kind``'s rows in :data:`MODELS` come first (case-insensitive);
+    then, for the embedder kinds:
 
-            - an alias from :data:`REGISTRY` (case-insensitive), e.g. ``"all-minilm-l6-v2"``;
-            - a Hugging Face id; a listed one gets its pinned spec, any other an ad-hoc spec;
-            - a local folder holding a saved model; a folder whose name or config says Nomic gets the
-              Nomic prefixes and truncation, one whose sentence-transformers config has ``prompts``
-              gets those as prefixes;
-            - ``"ollama:<name>"`` for a model served by Ollama (``"ollama:nomic-embed-text"``).
+    - an alias or a listed Hub id of a dense text model (a late-interaction encoder reads such a
+      model token by token; a dense-vl one embeds texts with it);
+    - a local folder holding a saved model; a folder whose name or config says Nomic gets the
+      Nomic prefixes and truncation, one whose sentence-transformers config has ``prompts`` gets
+      those as prefixes;
+    - ``"ollama:<name>"`` for a model served by Ollama (``"ollama:nomic-embed-text"``);
+    - any other Hugging Face id (an ad-hoc spec, nothing pinned).
+
+    For ``"reranker"``: a local folder (backend ``"nvidia"`` when its ``config.json`` maps
+    ``AutoModelForSequenceClassification`` in ``auto_map``, else ``"cross-encoder"``) or another
+    Hub id (a cross-encoder, nothing pinned).
 
     Raises:
         ModelNotAvailableError: the name is none of these; the message lists the known aliases.
     """
+    listed = _listed(model, kind)
+    if listed is not None:
+        return listed
+    if kind == "reranker":
+        return _reranker_spec(model)
+    if kind == "generator":
+        return _generator_spec(model)
+    if kind == "dense-text" or kind == "dense-vl" or kind == "late-interaction":
+        return _embedder_spec(model)
+    assert_never(kind)
+
+
+def _listed(model: object, kind: ModelKind) -> ModelSpec | None:
+    """The row of ``kind`` whose alias or Hub id is ``model`` (ignoring case), else ``None``."""
+    if not isinstance(model, str):
+        return None
+    key = model.strip().lower()
+    spec = MODELS.get(key)
+    if spec is not None and spec.kind == kind:
+        return spec
+    for spec in MODELS.values():
+        if spec.kind == kind and spec.hf_id is not None and spec.hf_id.lower() == key:
+            return spec
+    return None
+
+
+def _embedder_spec(model: str) -> ModelSpec:
+    """A dense text row, an Ollama model, a local folder or an ad-hoc Hub id (see :func:`resolve`)."""
     if not isinstance(model, str) or not model.strip():
         raise ModelNotAvailableError(f"`model` must be a non-empty string; known aliases: {_aliases_text()}")
     model = model.strip()
@@ -368,12 +696,9 @@ def resolve(model: str) -> ModelSpec:
             )
         return _ollama_spec(name)
 
-    if model.lower() in REGISTRY:
-        return REGISTRY[model.lower()]
-
-    for spec in REGISTRY.values():
-        if spec.hf_id is not None and spec.hf_id.lower() == model.lower():
-            return spec
+    listed = _listed(model, "dense-text")
+    if listed is not None:
+        return listed
 
     folder = Path(model).expanduser()
     if folder.is_dir():
@@ -392,218 +717,62 @@ def _aliases_text() -> str:
     return ", ".join(known_aliases())
 
 
-# -- late interaction (ColBERT / ColPali / NVIDIA ColEmbed): ColEmbedEncoder's table -------------------
-
-_NVIDIA_NC_V1 = "NVIDIA Non-Commercial License"
-_NVIDIA_NC_V2 = "NVIDIA Non-Commercial License Agreement"
-_CC_BY_NC = "CC-BY-NC-4.0"
-
-
-def _colembed(alias: str, revision: str, dimensions: int | None, license: str) -> ModelSpec:
-    return ModelSpec(
-        alias=alias,
-        kind="late-interaction",
-        hf_id=f"nvidia/{alias}",
-        revision=revision,
-        license=license,
-        dimensions=dimensions,
-        max_tokens=8192,
-        backend="nvidia",
-        commercial_use=False,
-        requires_remote_code=True,
+def _reranker_spec(model: str) -> ModelSpec:
+    """A reranker from a local folder or an unlisted Hub id (see :func:`resolve`)."""
+    aliases = ", ".join(known_aliases("reranker"))
+    if not isinstance(model, str) or not model.strip():
+        raise ModelNotAvailableError(f"`model` must be a non-empty string; known rerankers: {aliases}")
+    name = model.strip()
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        folder = folder.resolve()
+        config = _read_json(folder / "config.json")
+        auto_map = config.get("auto_map")
+        nvidia = isinstance(auto_map, dict) and "AutoModelForSequenceClassification" in auto_map
+        return ModelSpec(
+            alias=name,
+            kind="reranker",
+            backend="nvidia" if nvidia else "cross-encoder",
+            requires_remote_code="auto_map" in config,
+            path=str(folder),
+        )
+    if _looks_like_hub_id(name):
+        return ModelSpec(alias=name, kind="reranker", hf_id=name, backend="cross-encoder")
+    raise ModelNotAvailableError(
+        f"unknown reranker {model!r}: not an alias, a Hugging Face id (owner/name) or an existing folder. "
+        f"Known rerankers: {aliases}"
     )
 
 
-LATE_INTERACTION: Mapping[str, ModelSpec] = MappingProxyType(
-    {
-        "minilm-tokens": ModelSpec(
-            alias="minilm-tokens",
-            kind="late-interaction",
-            hf_id="sentence-transformers/all-MiniLM-L6-v2",
-            revision="c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
-            license="Apache-2.0",
-            dimensions=384,
-            max_tokens=256,
-            backend="token-embeddings",
-            commercial_use=True,
-            local_path=_minilm_path,
-        ),
-        # Token dims: the decoder's hidden size (no projection head), as MTEB's model metadata records.
-        # Licenses from the model cards; all five are for non-commercial / research use only.
-        "llama-nemoretriever-colembed-3b-v1": _colembed(
-            "llama-nemoretriever-colembed-3b-v1",
-            "50c36f4d5271c6851aa08bd26d69f6e7ca8b870c",
-            3072,
-            _NVIDIA_NC_V1,
-        ),
-        "llama-nemoretriever-colembed-1b-v1": _colembed(
-            "llama-nemoretriever-colembed-1b-v1",
-            "1f0fdea7f5b19532a750be109b19072d719b8177",
-            2048,
-            _NVIDIA_NC_V1,
-        ),
-        "llama-nemotron-colembed-vl-3b-v2": _colembed(
-            "llama-nemotron-colembed-vl-3b-v2",
-            "75f03c712cb3a252e062295f9a0966e5d95d6156",
-            3072,
-            _NVIDIA_NC_V2,
-        ),
-        "nemotron-colembed-vl-4b-v2": _colembed(
-            "nemotron-colembed-vl-4b-v2", "823b1625c15fe3da73fa094205e538a7a2301a2a", 2560, _CC_BY_NC
-        ),
-        "nemotron-colembed-vl-8b-v2": _colembed(
-            "nemotron-colembed-vl-8b-v2", "6cbe43579dda6237768fc373768ad372cc5cdfec", 4096, _CC_BY_NC
-        ),
-    }
-)
-"""Alias -> spec of the late-interaction models :class:`~pagesight.models.colembed.ColEmbedEncoder` knows.
+def _generator_spec(model: str) -> ModelSpec:
+    """An ad-hoc generator spec: a local folder or a Hub id (nothing pinned)."""
+    if isinstance(model, str) and model.strip():
+        name = model.strip()
+        folder = Path(name).expanduser()
+        if folder.is_dir():
+            return ModelSpec(alias=name, kind="generator", path=str(folder.resolve()))
+        if _looks_like_hub_id(name):
+            return ModelSpec(alias=name, kind="generator", hf_id=name)
+    raise ModelNotAvailableError(
+        f"unknown generator {model!r}: not a Hugging Face id (owner/name) or an existing folder"
+    )
 
-Kept apart from :data:`REGISTRY` (the dense text encoders' table) so each encoder resolves its own kind.
-"""
+
+# -- the per-family names of before (kept for one release) ---------------------------------------------
 
 
 def resolve_late_interaction(model: str) -> ModelSpec:
-    """Like :func:`resolve`, but aliases and Hub ids of :data:`LATE_INTERACTION` come first.
-
-    ``"minilm-tokens"`` (or its Hub id) -> the bundled all-MiniLM-L6-v2 read token by token; the
-    NVIDIA ColEmbed aliases (``"llama-nemoretriever-colembed-3b-v1"``) and their Hub ids
-    (``"nvidia/..."``) -> their pinned specs. Anything else (a folder, another Hub id) resolves
-    as :func:`resolve` does.
-    """
-    if isinstance(model, str):
-        key = model.strip().lower()
-        if key in LATE_INTERACTION:
-            return LATE_INTERACTION[key]
-        for spec in LATE_INTERACTION.values():
-            if spec.hf_id is not None and spec.hf_id.lower() == key:
-                return spec
-    return resolve(model)
-
-
-# -- dense vision-language (one vector per query, text, image or page): VLEncoder's table -----------
-
-_NVIDIA_OPEN = "NVIDIA Open Model License"
-
-
-def _dense_vl(
-    alias: str, hf_id: str, dimensions: int, license: str | None, backend: Backend, **kw: Any
-) -> ModelSpec:
-    return ModelSpec(
-        alias=alias,
-        kind="dense-vl",
-        hf_id=hf_id,
-        license=license,
-        dimensions=dimensions,
-        backend=backend,
-        **kw,
-    )
-
-
-DENSE_VL: Mapping[str, ModelSpec] = MappingProxyType(
-    {
-        # Licenses and sizes from the model cards. Revisions are pinned where a commit could be verified
-        # offline; the others load the Hub's current main (a warning recommends passing `revision=`).
-        "llama-nemotron-embed-vl-1b-v2": _dense_vl(
-            "llama-nemotron-embed-vl-1b-v2",
-            "nvidia/llama-nemotron-embed-vl-1b-v2",
-            2048,
-            _NVIDIA_OPEN,
-            "nvidia",
-            revision="859e1f2dac29c56c37a5279cf55f53f3e74efc6b",
-            max_tokens=10240,
-            commercial_use=True,
-            requires_remote_code=True,
-        ),
-        "llama-3.2-nemoretriever-1b-vlm-embed-v1": _dense_vl(
-            "llama-3.2-nemoretriever-1b-vlm-embed-v1",
-            "nvidia/llama-3.2-nemoretriever-1b-vlm-embed-v1",
-            2048,
-            _NVIDIA_OPEN,
-            "nvidia",
-            commercial_use=True,
-            requires_remote_code=True,
-        ),
-        "clip-vit-b-32": _dense_vl(
-            "clip-vit-b-32",
-            "sentence-transformers/clip-ViT-B-32",
-            512,
-            "MIT",
-            "sentence-transformers",
-            max_tokens=77,
-            commercial_use=True,
-        ),
-        "clip-vit-l-14": _dense_vl(
-            "clip-vit-l-14",
-            "sentence-transformers/clip-ViT-L-14",
-            768,
-            "MIT",
-            "sentence-transformers",
-            max_tokens=77,
-            commercial_use=True,
-        ),
-        "siglip-base-patch16-224": _dense_vl(
-            "siglip-base-patch16-224",
-            "google/siglip-base-patch16-224",
-            768,
-            "Apache-2.0",
-            "sentence-transformers",
-            max_tokens=64,
-            commercial_use=True,
-        ),
-        "nomic-embed-vision-v1.5": _dense_vl(
-            "nomic-embed-vision-v1.5",
-            "nomic-ai/nomic-embed-vision-v1.5",
-            768,
-            "Apache-2.0",
-            "sentence-transformers",
-            prefixes=NOMIC_PREFIXES,
-            max_tokens=8192,
-            commercial_use=True,
-            requires_remote_code=True,
-        ),
-        "nv-embed-v2": _dense_vl(
-            "nv-embed-v2",
-            "nvidia/NV-Embed-v2",
-            4096,
-            _CC_BY_NC,
-            "nv-embed",
-            revision="7604d305b621f14095a1aa23d351674c2859553a",
-            max_tokens=32768,
-            commercial_use=False,
-            requires_remote_code=True,
-        ),
-        "e5-v": _dense_vl(
-            "e5-v",
-            "royokong/e5-v",
-            4096,
-            None,  # the card states no license; the weights are Llama 3 (LLaVA-NeXT-8B) based
-            "e5-v",
-            revision="0c1f22679417b3ae925d779442221c40cd1861ab",
-            max_tokens=8192,
-        ),
-    }
-)
-"""Alias -> spec of the dense vision-language models :class:`~pagesight.models.vl.VLEncoder` knows."""
-
-DENSE_VL_TEXT_MODELS: Mapping[str, str] = MappingProxyType(
-    {"nomic-embed-vision-v1.5": "nomic-embed-text-v1.5"}
-)
-"""Image-only aliases -> the text model (a :data:`REGISTRY` alias) that embeds their queries and texts."""
+    """``resolve(model, "late-interaction")``: ``"minilm-tokens"``, the NVIDIA ColEmbed aliases and
+    their Hub ids, else what :func:`resolve` makes of a dense text model, a folder or a Hub id."""
+    return resolve(model, "late-interaction")
 
 
 def resolve_dense_vl(model: str) -> ModelSpec:
-    """Like :func:`resolve`, but aliases and Hub ids of :data:`DENSE_VL` come first.
+    """``resolve(model, "dense-vl")``: the :data:`DENSE_VL` aliases and Hub ids first, else what
+    :func:`resolve` makes of the name (the encoder picks the backend from what a folder holds)."""
+    return resolve(model, "dense-vl")
 
-    ``"llama-nemotron-embed-vl-1b-v2"`` (or ``"nvidia/llama-nemotron-embed-vl-1b-v2"``) -> its pinned
-    spec, and so on for every :data:`DENSE_VL` entry. Anything else (a local folder, another Hub id)
-    resolves as :func:`resolve` does; :class:`~pagesight.models.vl.VLEncoder` picks the backend
-    from what the folder holds.
-    """
-    if isinstance(model, str):
-        key = model.strip().lower()
-        if key in DENSE_VL:
-            return DENSE_VL[key]
-        for spec in DENSE_VL.values():
-            if spec.hf_id is not None and spec.hf_id.lower() == key:
-                return spec
-    return resolve(model)
+
+def resolve_reranker(model: str) -> ModelSpec:
+    """``resolve(model, "reranker")``: a :data:`RERANKERS` alias or Hub id, a folder or another Hub id."""
+    return resolve(model, "reranker")

@@ -7,9 +7,11 @@ retriever, and an optional reranker); this module turns the framework-free ones 
   opening the store and building the searcher on the first question (thread-safe);
 - :func:`query_encoder` and :func:`model_reranker` turn ``embedder=`` and ``reranker=`` into the
   encoder and :class:`~pagesight.models.rerank.Reranker` objects the searcher uses;
-- :func:`page_hit` reads a foreign document's metadata (a LangChain ``Document``, a LlamaIndex
-  node) as a :class:`~pagesight.retrieval.store.Hit`, and :func:`hit_metadata` writes a hit back
-  as metadata.
+- :func:`plan_retrieval` decides what a builder retrieves with, and :func:`rerank_hits` reranks
+  pages with pagesight's own reranker.
+
+Reading framework documents as pages (``page_hit``, ``hit_metadata``, ...) lives in
+:mod:`pagesight.integrations._convert`; the names are re-exported here.
 
 Example::
 
@@ -21,13 +23,21 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pagesight._checks import check_choice, check_int
 from pagesight.errors import ConfigurationError
-from pagesight.retrieval.store import Hit
+from pagesight.integrations._convert import (
+    hit_metadata,
+    metadata_hit,
+    page_hit,
+    page_number,
+    source_of,
+)
+from pagesight.types import Hit
 
 if TYPE_CHECKING:
     from pagesight.models.rerank import Reranker
@@ -60,15 +70,11 @@ def check_options(
     Raises:
         ConfigurationError: an option is out of range.
     """
-    for name, value, least in (
-        ("k", k, 1),
-        ("max_images", max_images, 0),
-        ("max_pixels", max_pixels, 1),
-        ("max_chars_per_page", max_chars_per_page, 1),
-        ("rerank_candidates", rerank_candidates, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ConfigurationError(f"`{name}` must be an integer of at least {least}, got {value!r}")
+    check_int("k", k, least=1)
+    check_int("max_images", max_images, least=0)
+    check_int("max_pixels", max_pixels, least=1)
+    check_int("max_chars_per_page", max_chars_per_page, least=1)
+    check_int("rerank_candidates", rerank_candidates, least=1)
 
 
 def _is_encoder(obj: Any) -> bool:
@@ -97,19 +103,9 @@ def query_encoder(embedder: Any, store: PageStore | MultiVectorStore, *, trust_r
         return store_encoder(store, trust_remote_code=trust_remote_code)
     check_embedder(embedder)
     if isinstance(embedder, str):
-        from pagesight.profiles import is_dense_vl_model, is_late_interaction_model
+        from pagesight.profiles import page_encoder
 
-        if is_late_interaction_model(embedder):
-            from pagesight.models.colembed import ColEmbedEncoder
-
-            return ColEmbedEncoder(embedder, trust_remote_code=trust_remote_code)
-        if is_dense_vl_model(embedder):
-            from pagesight.models.vl import VLEncoder
-
-            return VLEncoder(embedder, trust_remote_code=trust_remote_code)
-        from pagesight.models.matryoshka import MatryoshkaEncoder
-
-        return MatryoshkaEncoder(embedder, trust_remote_code=trust_remote_code)
+        return page_encoder(embedder, trust_remote_code=trust_remote_code)
     inner = getattr(embedder, "encoder", None)
     return inner if _is_encoder(inner) else embedder
 
@@ -198,8 +194,7 @@ class StoreSearch:
         rerank_candidates: int = 20,
         trust_remote_code: bool = False,
     ) -> None:
-        if mode not in ("hybrid", "dense", "bm25"):
-            raise ConfigurationError(f"`mode` must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
+        check_choice("mode", mode, ("hybrid", "dense", "bm25"))
         _check_store(store)
         check_embedder(embedder)
         self._store_arg = store
@@ -216,23 +211,15 @@ class StoreSearch:
         """The searcher, built (store opened, encoder constructed) on first use."""
         with self._lock:
             if self._searcher is None:
-                from pagesight.pipelines.stores import open_store
-                from pagesight.retrieval.search import PageSearcher
+                from pagesight.index import Index
 
-                store = self._store_arg
-                if isinstance(store, (str, Path)):
-                    store = open_store(store)
-                encoder = (
-                    None
-                    if self.mode == "bm25"
-                    else query_encoder(self.embedder, store, trust_remote_code=self.trust_remote_code)
-                )
-                self._searcher = PageSearcher(
-                    store,
-                    encoder,
-                    mode=self.mode,
-                    reranker=self.reranker,
-                    rerank_candidates=self.rerank_candidates,
+                trust = self.trust_remote_code
+                index = Index.open(self._store_arg, trust_remote_code=trust)
+                if self.mode != "bm25" and self.embedder is not None:
+                    encoder = query_encoder(self.embedder, index.store, trust_remote_code=trust)
+                    index = Index.open(index.store, encoder=encoder, trust_remote_code=trust)
+                self._searcher = index.searcher(
+                    self.mode, self.reranker, rerank_candidates=self.rerank_candidates
                 )
             return self._searcher
 
@@ -289,123 +276,6 @@ def store_image_root(store: PageStore | MultiVectorStore | str | Path | None) ->
 
         return None if is_store_url(store) else image_root(store)
     return Path(store.image_dir)
-
-
-def source_of(metadata: Mapping[str, Any]) -> str:
-    """A document's source: ``source``, else ``file_path`` / ``file_name``, else ``"document"``."""
-    for key in ("source", "file_path", "file_name"):
-        value = metadata.get(key)
-        if value:
-            return str(value)
-    return "document"
-
-
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-def page_number(metadata: Mapping[str, Any]) -> int:
-    """A document's 1-based page number.
-
-    - ``page_label`` (the printed page number LangChain's ``PyPDFLoader`` and LlamaIndex's PDF
-      readers write) wins when it is a positive number;
-    - else ``page``, read as 1-based (pagesight's convention), except that a document which also
-      has a non-numeric ``page_label`` (``"iv"``) comes from a loader counting ``page`` from 0,
-      so 1 is added;
-    - a document with neither is one page: 1.
-
-    ``page`` from a loader that counts from 0 and writes no ``page_label`` (``PyMuPDFLoader``) is
-    taken as 1-based, one less than the printed page: add 1 to it before the chain sees it.
-    """
-    label = metadata.get("page_label")
-    labelled = _as_int(label)
-    if labelled is not None and labelled >= 1:
-        return labelled
-    page = _as_int(metadata.get("page"))
-    if page is not None:
-        return page + 1 if label is not None else page
-    return 1
-
-
-def page_hit(
-    text: str,
-    metadata: Mapping[str, Any],
-    *,
-    doc_id: str | None = None,
-    score: float | None = None,
-    image: Any = None,
-    root: Path | None = None,
-) -> Hit:
-    """Read a framework document (text and metadata) as a page.
-
-    Args:
-        text: the document's text.
-        metadata: its metadata; ``source``, ``page`` (see :func:`page_number`), ``image``,
-            ``score``, ``id``, ``width``, ``height`` and ``content_hash`` are read when present.
-        doc_id: the document's id (else ``metadata["id"]``, else ``"<source>#p<page>"``).
-        score: the retrieval score (else ``metadata["score"]``, else 0).
-        image: the page image when the metadata has none (a LlamaIndex ``ImageNode``'s path).
-        root: the folder relative image paths are relative to (``None``: as given).
-    """
-    source = source_of(metadata)
-    page = page_number(metadata)
-    picture = metadata.get("image") or image
-    path: Path | None = None
-    if isinstance(picture, (str, Path)) and str(picture):
-        path = Path(picture)
-        if root is not None and not path.is_absolute():
-            path = root / path
-    if score is None:
-        raw = metadata.get("score")
-        score = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else 0.0
-    width, height = _as_int(metadata.get("width")) or 0, _as_int(metadata.get("height")) or 0
-    return Hit(
-        id=str(doc_id or metadata.get("id") or f"{source}#p{page}"),
-        source=source,
-        page=page,
-        text=text or "",
-        image=path,
-        width=width,
-        height=height,
-        content_hash=str(metadata.get("content_hash") or ""),
-        score=float(score),
-        text_source=str(metadata.get("text_source") or "layer"),
-    )
-
-
-def metadata_hit(text: str, metadata: Mapping[str, Any], *, doc_id: str | None = None) -> Hit:
-    """A page back from metadata that :func:`hit_metadata` wrote (read as is: no page-number rules)."""
-    image = metadata.get("image")
-    return Hit(
-        id=str(doc_id or metadata["id"]),
-        source=str(metadata["source"]),
-        page=int(metadata["page"]),
-        text=text or "",
-        image=Path(image) if image else None,
-        width=0,
-        height=0,
-        content_hash="",
-        score=float(metadata["score"]),
-        text_source=str(metadata.get("text_source") or "layer"),
-    )
-
-
-def hit_metadata(hit: Hit) -> dict[str, Any]:
-    """``source, page, image, score, id, text_source`` of a page (``image``: a path string or ``None``)."""
-    return {
-        "source": hit.source,
-        "page": hit.page,
-        "image": str(hit.image) if hit.image is not None else None,
-        "score": hit.score,
-        "id": hit.id,
-        "text_source": hit.text_source,
-    }
 
 
 def rerank_hits(reranker: Reranker, question: str, hits: Sequence[Hit], k: int) -> list[Hit]:

@@ -1,70 +1,17 @@
-"""Pick a generator by name: ``extractive``, ``ollama:<model>`` or ``hf:<model id or folder>``.
-
-This is what ``pagesight ask --generator`` and profiles call::
-
-    make_generator("extractive", encoder=encoder)        # offline: quotes the best passages
-    make_generator("ollama:qwen2.5vl:3b")                # an Ollama model (vision models get page images)
-    make_generator("hf:Qwen/Qwen2.5-VL-3B-Instruct")     # a transformers VLM (or text LLM)
-"""
+"""Moved to :mod:`pagesight.models.generate`; this path re-exports it for one release."""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from pagesight.errors import ConfigurationError
-from pagesight.models.base import DenseTextEncoder, LateInteractionEncoder
-from pagesight.pipelines.answer import ExtractiveGenerator, Generator
+if TYPE_CHECKING:
+    from pagesight.models.generate import GENERATOR_HELP as GENERATOR_HELP
+    from pagesight.models.generate import make_generator as make_generator
+    from pagesight.models.generate import parse_generator_spec as parse_generator_spec
 
 __all__ = ["GENERATOR_HELP", "make_generator", "parse_generator_spec"]
 
-GENERATOR_HELP = "extractive | ollama:<model> | hf:<model id or folder>"
 
-
-def parse_generator_spec(spec: str) -> tuple[str, str]:
-    """``(kind, model)`` of a generator spec: ``("extractive", "")``, ``("ollama", m)`` or ``("hf", m)``.
-
-    Raises:
-        ConfigurationError: an unknown form or an empty model name.
-    """
-    kind, _, name = spec.strip().partition(":")
-    kind, name = kind.lower(), name.strip()
-    if (kind == "extractive" and not name) or (kind in ("ollama", "hf") and name):
-        return kind, name
-    raise ConfigurationError(f"unknown generator {spec!r}; use {GENERATOR_HELP}")
-
-
-def make_generator(
-    spec: str,
-    *,
-    encoder: DenseTextEncoder | LateInteractionEncoder | None = None,
-    ollama_host: str | None = None,
-    trust_remote_code: bool = False,
-    **options: Any,
-) -> Generator:
-    """The generator that ``spec`` names.
-
-    Args:
-        spec: ``"extractive"``, ``"ollama:<model>"`` (e.g. ``ollama:llama3.2``,
-            ``ollama:qwen2.5vl:3b``) or ``"hf:<model>"`` (a Hub id or a local folder).
-        encoder: the store's encoder (the extractive generator scores passages with it).
-        ollama_host: Ollama server address for ``ollama:`` (``None``: ``$OLLAMA_HOST`` or
-            ``http://127.0.0.1:11434``).
-        trust_remote_code: for ``hf:``: allow the model's own code (pinned revisions only).
-        **options: passed to the generator's constructor (``max_images``, ``max_pixels``,
-            ``max_new_tokens``, ...).
-
-    Raises:
-        ConfigurationError: an unknown form, an empty model name, or ``extractive`` without an encoder.
-    """
-    kind, name = parse_generator_spec(spec)
-    if kind == "extractive":
-        if encoder is None:
-            raise ConfigurationError("the extractive generator needs the store's encoder")
-        return ExtractiveGenerator(encoder, **options)
-    if kind == "ollama":
-        from pagesight.pipelines.ollama import OllamaGenerator
-
-        return OllamaGenerator(name, host=ollama_host, **options)
-    from pagesight.pipelines.hf import TransformersGenerator
-
-    return TransformersGenerator(name, trust_remote_code=trust_remote_code, **options)
+def __getattr__(name: str) -> Any:
+    return getattr(importlib.import_module("pagesight.models.generate"), name)

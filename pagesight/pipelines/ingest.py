@@ -32,7 +32,8 @@ from pagesight.errors import (
     PagesightError,
     StoreMismatchError,
 )
-from pagesight.models.base import DensePageEncoder, DenseTextEncoder, LateInteractionEncoder
+from pagesight.models._pages import page_embedding_text
+from pagesight.models.base import DenseTextEncoder, LateInteractionEncoder
 from pagesight.pipelines._prefetch import prefetch
 from pagesight.retrieval.store import PageStore
 
@@ -99,19 +100,6 @@ class IngestReport:
         return "\n".join(lines)
 
 
-def page_embedding_text(page: Page) -> str:
-    """The text embedded for a page.
-
-    A page without a text layer is embedded by its title (``"<file name>, page N"``) so that it
-    stays findable by name instead of sharing the empty string's vector with every other
-    image-only page.
-    """
-    if page.text.strip():
-        return page.text
-    name = page.source.rstrip("/").rsplit("/", 1)[-1]
-    return f"{name}, page {page.page}"
-
-
 def _progress(total: int | None, desc: str, enabled: bool | None) -> Any:
     from tqdm.auto import tqdm
 
@@ -127,25 +115,22 @@ def is_late_interaction(encoder: Encoder) -> bool:
 def _embed_pages(
     pages: Iterable[Page], encoder: Encoder, batch_size: int, bar: Any
 ) -> tuple[list[Page], np.ndarray | list[np.ndarray]]:
-    """Consume the page stream, embedding in batches as pages arrive.
+    """Consume the page stream, embedding in batches (``encoder.encode_pages``) as pages arrive.
 
     Returns the pages and either one ``(n, d)`` array (dense) or one token matrix per page.
     """
     late = is_late_interaction(encoder)
     kept: list[Page] = []
-    chunks: list[np.ndarray] = []
-    matrices: list[np.ndarray] = []
+    embedded: list[np.ndarray] = []  # one (n, d) array per batch, or one token matrix per page
     batch: list[Page] = []
 
     def flush() -> None:
         if batch:
+            out = encoder.encode_pages(batch)
             if late:
-                matrices.extend(cast(LateInteractionEncoder, encoder).encode_pages(batch))
-            elif encoder.info.kind == "dense-vl":  # pages as image, text or both
-                chunks.append(cast(DensePageEncoder, encoder).encode_pages(batch))
+                embedded.extend(out)
             else:
-                dense = cast(DenseTextEncoder, encoder)
-                chunks.append(dense.encode_documents([page_embedding_text(p) for p in batch]))
+                embedded.append(cast(np.ndarray, out))
             kept.extend(batch)
             bar.update(len(batch))
             batch.clear()
@@ -156,9 +141,9 @@ def _embed_pages(
             flush()
     flush()
     if late:
-        return kept, matrices
+        return kept, embedded
     dims = encoder.info.dimensions
-    vectors = np.concatenate(chunks) if chunks else np.zeros((0, dims), dtype=np.float32)
+    vectors = np.concatenate(embedded) if embedded else np.zeros((0, dims), dtype=np.float32)
     return kept, vectors
 
 
@@ -309,7 +294,7 @@ def ingest(
         >>> report = ingest(["examples/"], PageStore("store"), MatryoshkaEncoder())
         >>> print(report.summary())  # doctest: +SKIP
     """
-    if is_late_interaction(encoder) == isinstance(store, PageStore):
+    if is_late_interaction(encoder) != store.multivector:
         recorded = store.embedder
         if recorded is not None:
             raise StoreMismatchError(

@@ -62,6 +62,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from pagesight._checks import check_choice, check_int, check_number
 from pagesight._deps import require
 from pagesight.errors import ConfigurationError, StoreError
 
@@ -312,8 +313,7 @@ class BM25Index:
         Raises:
             ConfigurationError: ``k`` is negative.
         """
-        if k < 0:
-            raise ConfigurationError(f"`k` must be >= 0, got {k}")
+        check_int("k", k, least=0)
         if k == 0 or self._retriever is None:
             return []
         terms = tokenize(query, stemmer_language=self._stemmer_language, stopwords=self._stopwords)
@@ -448,14 +448,10 @@ def fuse(
     Raises:
         ConfigurationError: an option is out of range or a score is NaN or infinite.
     """
-    if method not in ("weighted", "rrf"):
-        raise ConfigurationError(f"`method` must be 'weighted' or 'rrf', got {method!r}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ConfigurationError(f"`alpha` must be between 0 and 1, got {alpha}")
-    if rrf_k < 0:
-        raise ConfigurationError(f"`rrf_k` must be >= 0, got {rrf_k}")
-    if k is not None and k < 0:
-        raise ConfigurationError(f"`k` must be >= 0 or None, got {k}")
+    check_choice("method", method, ("weighted", "rrf"))
+    check_number("alpha", alpha, least=0.0, most=1.0)
+    check_number("rrf_k", rrf_k, least=0.0)
+    check_int("k", k, least=0, optional=True)
     dense_sorted = _ordered(dense, "dense")
     sparse_sorted = _ordered(sparse, "sparse")
     fused: dict[str, float] = {}

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from pagesight._checks import check_choice, check_int
 from pagesight.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -213,8 +214,7 @@ def pack(matrices: Sequence[np.ndarray], *, dtype: StorageDtype = "float32") -> 
     Returns:
         :class:`PackedTokens` with ``N = sum(n_i)`` rows. ``pack([])`` has no pages and ``d = 0``.
     """
-    if dtype not in _STORAGE_DTYPES:
-        raise ConfigurationError(f"`dtype` must be one of {_STORAGE_DTYPES}, got {dtype!r}")
+    check_choice("dtype", dtype, _STORAGE_DTYPES)
     arrays = [np.asarray(m) for m in matrices]
     for i, m in enumerate(arrays):
         if m.ndim != 2:
@@ -314,8 +314,7 @@ def maxsim_batch(
     Returns:
         ``(n_queries, n_docs)`` float32 MaxSim scores.
     """
-    if block_tokens is not None and block_tokens < 1:
-        raise ConfigurationError(f"`block_tokens` must be at least 1, got {block_tokens}")
+    check_int("block_tokens", block_tokens, least=1, optional=True)
     n_docs = len(docs)
     qs = [np.asarray(q, dtype=np.float32) for q in queries]
     for j, q in enumerate(qs):
@@ -472,8 +471,7 @@ def _torch_device(device: str) -> torch.device:
 def _compute_dtype(name: str, device: torch.device) -> torch.dtype:
     torch = _torch()
     allowed = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-    if name not in allowed:
-        raise ConfigurationError(f"`dtype` must be one of {sorted(allowed)}, got {name!r}")
+    check_choice("dtype", name, sorted(allowed))
     if device.type == "cpu" and name != "float32":
         raise ConfigurationError(f"`dtype` {name!r} is for GPUs; on the CPU products run in float32")
     return allowed[name]

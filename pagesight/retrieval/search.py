@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
+from pagesight._checks import check_choice, check_int
 from pagesight._terminal import valid_utf8
 from pagesight.errors import ConfigurationError
 from pagesight.models.base import DenseTextEncoder, LateInteractionEncoder
@@ -84,14 +85,11 @@ class PageSearcher:
         rerank_candidates: int = 20,
         max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
     ) -> None:
-        if mode not in ("hybrid", "dense", "bm25"):
-            raise ConfigurationError(f"`mode` must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
+        check_choice("mode", mode, get_args(Mode))
         if mode != "bm25" and encoder is None:
             raise ConfigurationError(f"mode {mode!r} needs an encoder")
-        if candidates < 1:
-            raise ConfigurationError(f"`candidates` must be at least 1, got {candidates}")
-        if rerank_candidates < 1:
-            raise ConfigurationError(f"`rerank_candidates` must be at least 1, got {rerank_candidates}")
+        check_int("candidates", candidates, least=1)
+        check_int("rerank_candidates", rerank_candidates, least=1)
         self.store = store
         self.encoder = encoder
         self.mode: Mode = mode
@@ -99,10 +97,7 @@ class PageSearcher:
         self.candidates = candidates
         self.exhaustive = exhaustive
         self.reranker = reranker
-        if max_query_tokens is not None and (isinstance(max_query_tokens, bool) or max_query_tokens < 1):
-            raise ConfigurationError(
-                f"`max_query_tokens` must be at least 1 or None, got {max_query_tokens!r}"
-            )
+        check_int("max_query_tokens", max_query_tokens, least=1, optional=True)
         self.rerank_candidates = rerank_candidates
         self.max_query_tokens = max_query_tokens
         self._bm25: BM25Index | None = None
@@ -122,12 +117,10 @@ class PageSearcher:
         if encoder is None:
             raise ConfigurationError(f"mode {self.mode!r} needs an encoder")
         if encoder.info.kind == "late-interaction":
-            from pagesight.retrieval.multivector import MultiVectorStore
-
-            if not isinstance(self.store, MultiVectorStore):
+            if not self.store.multivector:
                 raise ConfigurationError("a late-interaction encoder searches a MultiVectorStore")
             tokens = cast(LateInteractionEncoder, encoder).encode_queries([query])[0]
-            return self.store.search(
+            return cast("MultiVectorStore", self.store).search(
                 tokens, n, embedder=encoder.info, candidates=max(100, 2 * n), exhaustive=self.exhaustive
             )
         qvec = cast(DenseTextEncoder, encoder).encode_queries([query])[0]

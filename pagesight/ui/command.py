@@ -72,7 +72,7 @@ def no_auth_warning(host: str) -> str | None:
 
 
 def _check_generator(spec: str | None) -> None:
-    from pagesight.pipelines.generators import parse_generator_spec
+    from pagesight.models.generate import parse_generator_spec
 
     if spec is not None:
         parse_generator_spec(spec)
@@ -124,8 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``serve`` command to the ``pagesight`` parser's subparsers."""
-    from pagesight.cli import _store_arg, add_limit_args
-    from pagesight.pipelines.generators import GENERATOR_HELP
+    from pagesight.cli import _store_arg, add_generator_args, add_limit_args, trust_arg
     from pagesight.ui.state import DEFAULT_MAX_UPLOAD_BYTES
 
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -142,15 +141,7 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="for a new store: the stack that indexes uploads (offline | offline-late | ollama | gpu | auto; "
         "default: auto); a named profile also picks the generator and reranker",
     )
-    p.add_argument(
-        "--generator",
-        default=None,
-        metavar="SPEC",
-        help=f"who writes the answers: {GENERATOR_HELP} (default: the profile's, else extractive)",
-    )
-    p.add_argument(
-        "--ollama-host", default=None, help="Ollama server (default: $OLLAMA_HOST or http://127.0.0.1:11434)"
-    )
+    add_generator_args(p, written="the answers")
     p.add_argument(
         "--reranker", default=None, help="rerank the retrieved pages with this model; 'none': no reranker"
     )
@@ -168,11 +159,7 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="FILE",
         help="file of USER:PASSWORD lines (blank lines and # comments skipped)",
     )
-    p.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="allow the model's own code from its repository (the NVIDIA and Nomic models need it)",
-    )
+    trust_arg(p)
     p.add_argument(
         "--max-upload-mb",
         type=int,

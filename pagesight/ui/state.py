@@ -25,19 +25,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from pagesight._checks import check_choice, check_int
 from pagesight.documents.sources import SUPPORTED_EXTENSIONS
-from pagesight.errors import ConfigurationError, PagesightError
+from pagesight.errors import ConfigurationError, EmptyStoreError, PagesightError
 from pagesight.pipelines.answer import Answer, StreamingGenerator, resolve_citations, source_name
 from pagesight.pipelines.ingest import SourceResult
 
 if TYPE_CHECKING:
     from PIL import Image
 
+    from pagesight.index import Index
     from pagesight.pipelines.answer import Generator
     from pagesight.profiles import Profile
-    from pagesight.retrieval.multivector import MultiVectorStore
     from pagesight.retrieval.search import PageSearcher
-    from pagesight.retrieval.store import Hit, PageStore, SourceInfo
+    from pagesight.retrieval.store import MultiVectorStore, PageStore
+    from pagesight.types import Hit, SourceInfo
 
 __all__ = [
     "App",
@@ -57,10 +59,6 @@ DEFAULT_MAX_UPLOAD_BYTES = 256 * 2**20
 """Largest file the web app accepts from the browser (``pagesight serve --max-upload-mb``)."""
 
 EMPTY_STORE_MESSAGE = "The store is empty: add documents first (upload files or URLs, then Index)."
-
-
-class EmptyStoreError(ConfigurationError):
-    """A question was asked before anything was indexed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +136,7 @@ def _sha256(path: Path) -> str:
 class _CountingEncoder:
     """The encoder, telling ``on_pages`` how many pages each batch embedded (indexing progress).
 
-    Everything but the three page-embedding calls goes straight to the wrapped encoder.
+    Everything but ``encode_pages`` (what ingest calls) goes straight to the wrapped encoder.
     """
 
     def __init__(self, encoder: Any, on_pages: Callable[[int], None]) -> None:
@@ -148,15 +146,10 @@ class _CountingEncoder:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._encoder, name)
 
-    def _counted(self, result: Any, n: int) -> Any:
-        self._on_pages(n)
-        return result
-
-    def encode_documents(self, texts: Sequence[str]) -> Any:
-        return self._counted(self._encoder.encode_documents(texts), len(texts))
-
     def encode_pages(self, pages: Sequence[Any]) -> Any:
-        return self._counted(self._encoder.encode_pages(pages), len(pages))
+        vectors = self._encoder.encode_pages(pages)
+        self._on_pages(len(pages))
+        return vectors
 
 
 class _Upload:
@@ -199,11 +192,11 @@ class _Upload:
 
 
 class App:
-    """The state behind ``pagesight serve``: one store, its encoder, searcher and generator.
+    """The state behind ``pagesight serve``: one :class:`~pagesight.index.Index` and the web app's options.
 
     Everything is built on first use, so constructing an ``App`` is cheap. An empty store gets its
-    embedder from ``profile`` when the first documents are indexed; a store that holds pages is
-    read with the embedder it records.
+    embedder from ``profile`` when the first documents are indexed (``Index.create``); a store that
+    holds pages is read with the embedder it records (``Index.open``).
 
     Args:
         store: store folder (created if missing) or ``http://host:port`` of a Chroma server.
@@ -249,10 +242,8 @@ class App:
         max_upload_bytes: int | None = DEFAULT_MAX_UPLOAD_BYTES,
         store_options: Mapping[str, Any] | None = None,
     ) -> None:
-        if k < 1:
-            raise ConfigurationError(f"`k` must be at least 1, got {k}")
-        if mode not in ("hybrid", "dense", "bm25"):
-            raise ConfigurationError(f"`mode` must be 'hybrid', 'dense' or 'bm25', got {mode!r}")
+        check_int("k", k, least=1)
+        check_choice("mode", mode, ("hybrid", "dense", "bm25"))
         self.location = str(store)
         self.profile_name = profile
         self.generator_spec = generator
@@ -262,17 +253,14 @@ class App:
         self.trust_remote_code = trust_remote_code
         self.mode = mode
         self.dpi = dpi
-        if max_upload_bytes is not None and max_upload_bytes < 1:
-            raise ConfigurationError(f"`max_upload_bytes` must be at least 1 or None, got {max_upload_bytes}")
+        check_int("max_upload_bytes", max_upload_bytes, least=1, optional=True)
         self.loader_options: dict[str, Any] = dict(loader_options or {})
         self.max_upload_bytes = max_upload_bytes
         self._store_options: dict[str, Any] = dict(store_options or {})
         self._lock = threading.RLock()
         self._index_lock = threading.Lock()
-        self._store: PageStore | MultiVectorStore | None = None
-        self._encoder: Any = None
-        self._searcher: PageSearcher | None = None
-        self._generator: Generator | None = None
+        self._index: Index | None = None
+        self._encoder: Any = None  # what indexing embeds with, once chosen
 
     # -- configuration ---------------------------------------------------------------------------
 
@@ -294,14 +282,25 @@ class App:
         return self.generator_spec or (profile.generator if profile else "extractive")
 
     @property
+    def store_index(self) -> Index:
+        """The store with its models (opened on first use; a missing folder is created)."""
+        with self._lock:
+            if self._index is None:
+                from pagesight.index import Index
+
+                self._index = Index.open(
+                    self.location,
+                    must_exist=False,
+                    trust_remote_code=self._trusted(),
+                    ollama_host=self.ollama_host,
+                    **self._store_options,
+                )
+            return self._index
+
+    @property
     def store(self) -> PageStore | MultiVectorStore:
         """The store (opened on first use; a missing folder is created)."""
-        with self._lock:
-            if self._store is None:
-                from pagesight.pipelines.stores import open_store
-
-                self._store = open_store(self.location, must_exist=False, **self._store_options)
-            return self._store
+        return self.store_index.store
 
     @property
     def image_dir(self) -> Path:
@@ -341,38 +340,27 @@ class App:
     def _writer(self) -> tuple[PageStore | MultiVectorStore, Any, str | None]:
         """The store and encoder to index with, and a note when a profile was chosen for a new store."""
         with self._lock:
-            store = self.store
+            index = self.store_index
             if self._encoder is not None:
-                return store, self._encoder, None
-            if store.embedder is not None:
-                from pagesight.pipelines.stores import store_encoder
+                return index.store, self._encoder, None
+            if index.store.embedder is not None:
+                self._encoder = index.encoder
+                return index.store, self._encoder, None
+            from pagesight.index import Index
 
-                self._encoder = store_encoder(store, trust_remote_code=self._trusted())
-                return store, self._encoder, None
-            from pagesight.profiles import resolve_profile
-
-            profile, why = resolve_profile(self.profile_name, trust_remote_code=self.trust_remote_code)
-            trust = self.trust_remote_code or profile.trust_remote_code
-            from pagesight.profiles import page_encoder
-
-            encoder = page_encoder(profile.embedder, trust_remote_code=trust)
-            from pagesight.retrieval.multivector import MultiVectorStore
-
-            late = encoder.info.kind == "late-interaction"
-            if late != isinstance(store, MultiVectorStore):
-                from pagesight.pipelines.stores import open_multivector_store, open_store
-
-                store.close()
-                options = self._store_options
-                store = (
-                    open_multivector_store(self.location, **options)
-                    if late
-                    else open_store(self.location, **options)
-                )
-                self._store = store
-            self._encoder = encoder
-            self._searcher = None
-            return store, encoder, f"new store: {why} — {profile.description}"
+            created = Index.create(
+                self.location,
+                profile=self.profile_name,
+                trust_remote_code=self.trust_remote_code,
+                ollama_host=self.ollama_host,
+                **self._store_options,
+            )
+            index.close()
+            self._index = created
+            self._encoder = created.encoder
+            profile = created.profile
+            description = profile.description if profile is not None else ""
+            return created.store, self._encoder, f"new store: {created.profile_reason} — {description}"
 
     def _sources_to_index(
         self, files: Iterable[str | Path], urls: Sequence[str]
@@ -439,9 +427,7 @@ class App:
 
                     counted = _CountingEncoder(encoder, count)
                 result = self._index_one(name, item, store, counted, force=force)
-                with self._lock:
-                    if self._searcher is not None:
-                        self._searcher.refresh()  # BM25 sees the new pages
+                self.store_index.refresh()  # BM25 sees the new pages
                 yield IndexStep(done + 1, total, name, result)
 
     def index(
@@ -512,41 +498,17 @@ class App:
 
     def _reader(self) -> tuple[PageSearcher, Generator]:
         with self._lock:
-            store = self.store
-            if self._searcher is None:
-                if store.embedder is None:
-                    raise EmptyStoreError(EMPTY_STORE_MESSAGE)
-                if self._encoder is None:
-                    from pagesight.pipelines.stores import store_encoder
+            index = self.store_index
+            if index.store.embedder is None:
+                raise EmptyStoreError(EMPTY_STORE_MESSAGE)
+            if self._encoder is None:
+                self._encoder = index.encoder
+            searcher = index.searcher(self.mode, self._reranker_name())  # type: ignore[arg-type]
+            return searcher, index.generator(self.generator_name)
 
-                    self._encoder = store_encoder(store, trust_remote_code=self._trusted())
-                from pagesight.retrieval.search import PageSearcher
-
-                self._searcher = PageSearcher(
-                    store,
-                    None if self.mode == "bm25" else self._encoder,
-                    mode=self.mode,  # type: ignore[arg-type]
-                    reranker=self._make_reranker(),
-                )
-            if self._generator is None:
-                from pagesight.pipelines.generators import make_generator
-
-                self._generator = make_generator(
-                    self.generator_name,
-                    encoder=self._encoder,
-                    ollama_host=self.ollama_host,
-                    trust_remote_code=self._trusted(),
-                )
-            return self._searcher, self._generator
-
-    def _make_reranker(self) -> Any:
+    def _reranker_name(self) -> str:
         profile = self._named_profile()
-        name = self.reranker_name or (profile.reranker if profile else None)
-        if not name or name == "none":
-            return None
-        from pagesight.models.rerank import Reranker
-
-        return Reranker(name, trust_remote_code=self._trusted())
+        return self.reranker_name or (profile.reranker if profile else None) or "none"
 
     def ask_steps(self, question: str) -> Iterator[AskStep]:
         """Answer ``question``: yield the retrieved pages, then the answer as it is written.

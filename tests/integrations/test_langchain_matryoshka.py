@@ -51,7 +51,7 @@ def test_unknown_field_is_refused() -> None:
 
 def test_bad_dimensions_message_names_field_and_limits() -> None:
     with pytest.raises(
-        ValueError, match="`dimensions` must be between 1 and 384 for all-minilm-l6-v2, got 1024"
+        ValueError, match="`dimensions` must be an integer between 1 and 384 for all-minilm-l6-v2, got 1024"
     ):
         MatryoshkaEmbeddings(dimensions=1024)
     with pytest.raises(ValidationError):

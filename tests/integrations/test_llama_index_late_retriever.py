@@ -93,7 +93,7 @@ def test_constructor_checks(store: MultiVectorStore, embed_model: ColEmbedEmbedd
         LateInteractionNodeRetriever(store)
     with pytest.raises(ConfigurationError, match="exactly one of `embed_model`"):
         LateInteractionNodeRetriever(store, embed_model, encoder=embed_model.encoder)
-    with pytest.raises(ConfigurationError, match="`similarity_top_k` must be a positive integer"):
+    with pytest.raises(ConfigurationError, match="`similarity_top_k` must be an integer of at least 1"):
         LateInteractionNodeRetriever(store, embed_model, similarity_top_k=0)
 
 

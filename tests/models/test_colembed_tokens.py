@@ -73,7 +73,7 @@ def test_import_and_constructor_load_nothing() -> None:
 
 
 def test_options_are_checked_in_the_constructor() -> None:
-    with pytest.raises(ConfigurationError, match="`batch_size` must be a positive integer"):
+    with pytest.raises(ConfigurationError, match="`batch_size` must be an integer of at least 1"):
         ColEmbedEncoder(batch_size=0)
     with pytest.raises(ConfigurationError, match="`page_input` must be one of"):
         ColEmbedEncoder(page_input="pixels")  # type: ignore[arg-type]

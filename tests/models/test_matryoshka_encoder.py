@@ -74,7 +74,8 @@ def test_import_and_constructor_load_nothing() -> None:
 
 def test_dimensions_message_names_both_numbers() -> None:
     with pytest.raises(
-        ConfigurationError, match=r"`dimensions` must be between 1 and 384 for all-minilm-l6-v2, got 1024"
+        ConfigurationError,
+        match=r"`dimensions` must be an integer between 1 and 384 for all-minilm-l6-v2, got 1024",
     ):
         MatryoshkaEncoder(dimensions=1024)
     with pytest.raises(ConfigurationError, match="768 for nomic-embed-text-v1.5, got 1000"):

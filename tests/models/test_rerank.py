@@ -27,7 +27,7 @@ def test_registry_entries() -> None:
     vl = RERANKERS["llama-nemotron-rerank-vl-1b-v2"]
     assert vl.hf_id == "nvidia/llama-nemotron-rerank-vl-1b-v2"
     assert vl.revision == "b8a9987b05b75db5ad949c825cbcbf6eb7c48b5a"
-    assert (vl.license, vl.commercial_use, vl.backend) == ("NVIDIA Open Model License", True, "nvidia-rerank")
+    assert (vl.license, vl.commercial_use, vl.backend) == ("NVIDIA Open Model License", True, "nvidia")
     assert vl.requires_remote_code
     ms = RERANKERS["ms-marco-minilm-l6-v2"]
     assert (ms.hf_id, ms.license, ms.backend) == (
@@ -60,7 +60,7 @@ def test_resolve_aliases_hub_ids_and_folders(tmp_path: Path) -> None:
         '{"auto_map": {"AutoModelForSequenceClassification": "m.Cls", "AutoConfig": "m.Cfg"}}'
     )
     spec = resolve_reranker(str(remote))
-    assert (spec.backend, spec.requires_remote_code, spec.path) == ("nvidia-rerank", True, str(remote))
+    assert (spec.backend, spec.requires_remote_code, spec.path) == ("nvidia", True, str(remote))
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "config.json").write_text('{"model_type": "bert"}')
@@ -135,7 +135,7 @@ def test_non_commercial_license_warns_once(monkeypatch: pytest.MonkeyPatch) -> N
         backend="cross-encoder",
         commercial_use=False,
     )
-    monkeypatch.setattr(rerank_module, "resolve_reranker", lambda model: spec)
+    monkeypatch.setattr(rerank_module, "resolve", lambda model, kind: spec)
     monkeypatch.setattr("pagesight.models._licenses._WARNED_LICENSES", set())
     with pytest.warns(UserWarning, match="non-commercial.*CC-BY-NC-4.0"):
         Reranker("lab/research-reranker")

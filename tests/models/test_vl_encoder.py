@@ -16,7 +16,7 @@ import torch
 
 import pagesight.models
 from pagesight.errors import ConfigurationError
-from pagesight.models import VLEncoder, vl
+from pagesight.models import VLEncoder, dense_vl, vl
 from pagesight.models.registry import DENSE_VL, DENSE_VL_TEXT_MODELS, REGISTRY, resolve_dense_vl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "standin_embed_vl"))
@@ -93,7 +93,7 @@ def test_resolve_dense_vl() -> None:
 
 
 def test_lazy_export_outside_all() -> None:
-    assert pagesight.models.VLEncoder is vl.VLEncoder
+    assert pagesight.models.VLEncoder is vl.VLEncoder is dense_vl.VLEncoder
     assert "VLEncoder" not in pagesight.models.__all__
 
 
@@ -161,7 +161,7 @@ def test_dimensions_refused_for_models_not_trained_for_truncation(standin_dir: P
     with pytest.raises(ConfigurationError, match=r"`dimensions` cannot be 256 .*512-d vectors"):
         VLEncoder("clip-vit-b-32", dimensions=256)
     assert VLEncoder("clip-vit-b-32", dimensions=512).dimensions == 512  # the native size is no cut
-    with pytest.raises(ConfigurationError, match="positive integer"):
+    with pytest.raises(ConfigurationError, match="`dimensions` must be an integer of at least 1"):
         VLEncoder("clip-vit-b-32", dimensions=0)
     # a folder's size comes from its config.json (hidden_size), so it is checked at once too
     with pytest.raises(ConfigurationError, match=r"cannot be 8 .*16-d vectors"):
@@ -176,7 +176,7 @@ def test_matryoshka_truncation_is_cut_then_normalize(
     standin_dir: Path, reference: VLEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     trained = replace(resolve_dense_vl(str(standin_dir)), matryoshka_dims=(4, 8, HIDDEN), dimensions=HIDDEN)
-    monkeypatch.setattr(vl, "resolve_dense_vl", lambda model: trained)
+    monkeypatch.setattr(dense_vl, "resolve", lambda model, kind: trained)
     with pytest.raises(ConfigurationError, match=r"one of 4, 8, 16 .*got 5"):
         VLEncoder(str(standin_dir), dimensions=5)
     enc = VLEncoder(str(standin_dir), trust_remote_code=True, device="cpu", dimensions=8)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
-from pagesight.pipelines.hf import KNOWN_VLMS, TransformersGenerator
+from pagesight.models.generate.hf import KNOWN_VLMS, TransformersGenerator
 from pagesight.pipelines.prompt import SYSTEM_PROMPT
 from pagesight.retrieval.store import Hit
 from tests.pipelines.conftest import write_pdf
@@ -291,14 +291,14 @@ def test_a_gguf_path_splits_into_folder_and_file(tmp_path):
     weights.write_bytes(b"GGUF")
     gen = TransformersGenerator(str(weights))
     assert (gen.model, gen.gguf_file) == (str(tmp_path), "model.gguf")
-    from pagesight.pipelines.generators import make_generator
+    from pagesight.models.generate import make_generator
 
     gen = make_generator(f"hf:{weights}")  # what `pagesight ask --generator hf:<file>.gguf` builds
     assert isinstance(gen, TransformersGenerator) and gen.gguf_file == "model.gguf"
 
 
 def test_plain_prompt_answers_end_at_the_next_page_or_question_block():
-    from pagesight.pipelines.hf import PLAIN_STOPS, _cut, _stop_prefix_length
+    from pagesight.models.generate.hf import PLAIN_STOPS, _cut, _stop_prefix_length
 
     assert (
         _cut("4417-KESTREL [a.pdf p.2]\n\nPage [a.pdf p.3]:\nmore", PLAIN_STOPS)
@@ -313,7 +313,7 @@ def test_plain_prompt_answers_end_at_the_next_page_or_question_block():
 
 
 def test_make_generator_builds_the_transformers_generator(tiny_qwen):
-    from pagesight.pipelines.generators import make_generator
+    from pagesight.models.generate import make_generator
 
     folder, _ = tiny_qwen
     gen = make_generator(f"hf:{folder}", trust_remote_code=True, max_new_tokens=7)

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from pagesight.errors import ConfigurationError, GenerationError, ModelNotAvailableError, PagesightError
+from pagesight.models.generate import make_generator
+from pagesight.models.generate.ollama import OllamaGenerator
 from pagesight.pipelines.answer import answer, citation_label, resolve_citations
-from pagesight.pipelines.generators import make_generator
 from pagesight.pipelines.ingest import ingest
-from pagesight.pipelines.ollama import OllamaGenerator
 from pagesight.pipelines.prompt import SYSTEM_PROMPT
 from pagesight.retrieval.search import PageSearcher
 from pagesight.retrieval.store import Hit, PageStore

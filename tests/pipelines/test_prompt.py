@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from pagesight.errors import ConfigurationError, DocumentLoadError
+from pagesight.models.generate import make_generator
 from pagesight.pipelines._images import bounded_image, png_bytes
 from pagesight.pipelines.answer import ExtractiveGenerator, parse_citations, resolve_citations
-from pagesight.pipelines.generators import make_generator
 from pagesight.pipelines.prompt import SYSTEM_PROMPT, build_prompt, page_block
 from pagesight.retrieval.store import Hit
 

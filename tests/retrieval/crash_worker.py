@@ -64,7 +64,8 @@ def _snapshot(store: Any, kind: str, root: Path) -> dict[str, Any]:
     """The store's content as comparable values, plus the invariants a crash must not break."""
     pages = store.pages()
     page_store = store.page_store if kind == "multi" else store
-    col = page_store._open()
+    page_store.count()  # opens (and verifies) the store
+    col = page_store.backend.collection()
     ids = [h.id for h in pages]
     emb = col.get(ids=ids, include=["embeddings"]) if ids else {"ids": [], "embeddings": []}
     vectors = dict(zip(emb["ids"], emb["embeddings"], strict=True))

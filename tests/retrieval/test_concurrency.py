@@ -316,7 +316,7 @@ def test_two_processes_ingest_and_search_one_server(
 def test_handle_opened_before_another_handles_first_write_can_write(
     tmp_path: Path, make_pages: Callable[..., list[Page]]
 ) -> None:
-    info = EmbedderInfo("concurrency-test", None, 4, "dense")
+    info = EmbedderInfo("concurrency-test", None, 4, "dense-text")
     first = PageStore(tmp_path / "store")
     second = PageStore(tmp_path / "store")
     try:
@@ -332,8 +332,8 @@ def test_handle_opened_before_another_handles_first_write_can_write(
 def test_handle_opened_while_empty_checks_the_embedder_another_handle_recorded(
     tmp_path: Path, make_pages: Callable[..., list[Page]]
 ) -> None:
-    info = EmbedderInfo("concurrency-test", None, 4, "dense")
-    other = EmbedderInfo("another-model", None, 4, "dense")
+    info = EmbedderInfo("concurrency-test", None, 4, "dense-text")
+    other = EmbedderInfo("another-model", None, 4, "dense-text")
     first = PageStore(tmp_path / "store")
     second = PageStore(tmp_path / "store")
     try:
@@ -420,7 +420,8 @@ def test_a_reader_process_searches_an_embedded_store_while_another_process_write
         deleted = {f"doc{i - 10}.pdf" for i in range(19, n, 20)}
         assert {p.source for p in pages} == {f"doc{i}.pdf" for i in range(n)} - deleted
         assert len(pages) == 5 * (n - len(deleted))
-        col = store._open()
+        store.count()
+        col = store.backend.collection()
         sample = col.get(ids=[p.id for p in pages[::25]], include=["embeddings"])
         for id_, vector in zip(sample["ids"], sample["embeddings"], strict=True):
             assert store.search(np.asarray(vector, np.float32), k=1, embedder=info)[0].id == id_

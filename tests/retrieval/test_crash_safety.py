@@ -35,10 +35,10 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="fork and SIGKILL are
 _WORKER = Path(__file__).with_name("crash_worker.py")
 _READY_TIMEOUT_S = 120
 
-_STORE = "pagesight.retrieval.store"
-_JOURNAL = "pagesight.retrieval._journal"
+_STORE = "pagesight.retrieval.store.pages"
+_JOURNAL = "pagesight.retrieval.store._journal"
 _CHROMA = "chromadb.api.models.Collection:Collection"
-_TOKENS = "pagesight.retrieval.token_store:TokenStore"
+_TOKENS = "pagesight.retrieval.store.tokens:TokenStore"
 _RENDER = "pagesight.documents.pdf:_MuPDF.render_png"
 
 # (op, kind) -> deterministic kill points: (target, n-th call, before/after)

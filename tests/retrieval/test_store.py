@@ -332,11 +332,11 @@ def test_inconsistent_pages_refused(store: PageStore, make_pages: MakePages, vec
 def test_batches_respect_limit(
     store: PageStore, make_pages: MakePages, vectors: Vectors, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert store._batch_size() == store._client.get_max_batch_size()  # the client's own limit by default
+    assert store._batch_size() == store.backend.client.get_max_batch_size()  # the client limit by default
     calls: list[int] = []
     pages = make_pages("big.pdf", 7)
     store.max_batch_size = 3
-    col = store._open()
+    col = store.backend.collection()
     real_upsert = col.upsert
 
     def counting_upsert(**kwargs: object) -> None:

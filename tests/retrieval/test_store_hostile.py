@@ -265,22 +265,22 @@ def test_a_multivector_store_with_hostile_records_deletes_nothing_outside(
 # Every call in pagesight/retrieval that deletes or writes a file, by function. Each one either goes
 # through resolve_stored_path or deletes a path that did not come from stored data (reason given).
 _REVIEWED = {
-    ("_images.py", "place_image"): "a temporary beside dst; dst comes from resolve_stored_path",
-    ("_images.py", "remove_image"): "its callers pass paths from resolve_stored_path",
-    ("_journal.py", "finish"): "the journal file listed from the journal folder",
-    ("_journal.py", "pending"): "temporaries listed from the journal folder itself",
-    ("_journal.py", "record"): "a new journal file named by a fresh uuid",
+    ("store/_images.py", "place_image"): "a temporary beside dst; dst comes from resolve_stored_path",
+    ("store/_images.py", "remove_image"): "its callers pass paths from resolve_stored_path",
+    ("store/_journal.py", "finish"): "the journal file listed from the journal folder",
+    ("store/_journal.py", "pending"): "temporaries listed from the journal folder itself",
+    ("store/_journal.py", "record"): "a new journal file named by a fresh uuid",
     ("hybrid.py", "save"): "the BM25 index's own files in the folder the caller names",
-    ("_writelock.py", "_write_pid"): "the pid file's own temporary",
-    ("store.py", "add_source"): "the caller's staging images (Page.image), not stored data",
-    ("store.py", "_recover"): "paths from _leftover_copies and staging names, both resolve_stored_path",
-    ("store.py", "_delete_records"): "remove_image on resolve_stored_path results",
-    ("store.py", "_rollback"): "images this call placed at resolve_stored_path destinations",
-    ("store.py", "repair"): "orphan images from _image_files (resolve_stored_path)",
-    ("token_store.py", "_remove_orphans"): "segment files listed from the segment folder",
-    ("token_store.py", "_unlink_segment"): "names built from integer sequence numbers (_paths)",
-    ("token_store.py", "_create"): "names built from integer sequence numbers (_paths)",
-    ("token_store.py", "_write_rows"): "names built from integer sequence numbers (_paths)",
+    ("store/_writelock.py", "_write_pid"): "the pid file's own temporary",
+    ("store/pages.py", "add_source"): "the caller's staging images (Page.image), not stored data",
+    ("store/pages.py", "_recover"): "paths from _leftover_copies and staging names, both resolve_stored_path",
+    ("store/pages.py", "_delete_records"): "remove_image on resolve_stored_path results",
+    ("store/pages.py", "_rollback"): "images this call placed at resolve_stored_path destinations",
+    ("store/pages.py", "repair"): "orphan images from _image_files (resolve_stored_path)",
+    ("store/tokens.py", "_remove_orphans"): "segment files listed from the segment folder",
+    ("store/tokens.py", "_unlink_segment"): "names built from integer sequence numbers (_paths)",
+    ("store/tokens.py", "_create"): "names built from integer sequence numbers (_paths)",
+    ("store/tokens.py", "_write_rows"): "names built from integer sequence numbers (_paths)",
 }
 _FILE_METHODS = {"unlink", "rmdir", "write_text", "write_bytes"}  # Path methods
 _FILE_NAMES = {"open", "remove_image"}  # builtin open() and the store's image removal
@@ -293,14 +293,14 @@ def test_every_file_deletion_in_retrieval_is_reviewed() -> None:
 
     folder = Path(pkg.__file__).parent
     found: set[tuple[str, str]] = set()
-    for file in sorted(folder.glob("*.py")):
+    for file in sorted(folder.rglob("*.py")):
         tree = ast.parse(file.read_text(encoding="utf-8"))
         for func in ast.walk(tree):
             if not isinstance(func, ast.FunctionDef):
                 continue
             for node in ast.walk(func):
                 if isinstance(node, ast.Call) and _changes_files(node):
-                    found.add((file.name, func.name))
+                    found.add((file.relative_to(folder).as_posix(), func.name))
     unreviewed = sorted(found - set(_REVIEWED))
     assert not unreviewed, f"file-changing calls not reviewed for stored paths: {unreviewed}"
 

@@ -303,12 +303,12 @@ def test_the_log_shows_the_sources_own_warnings_not_other_threads(tmp_path):
         def __getattr__(self, name):
             return getattr(self.inner, name)
 
-        def encode_documents(self, texts):
+        def encode_pages(self, pages):
             warnings.warn("'future.no_silent_downcasting' is deprecated", DeprecationWarning, stacklevel=1)
             warnings.warn(
                 "Expected 4 arguments for function <lambda>, received 3.", UserWarning, stacklevel=1
             )
-            return self.inner.encode_documents(texts)
+            return self.inner.encode_pages(pages)
 
     scan = write_pdf(tmp_path / "scan.pdf", ["A page with text about harbour tides and ferries.", None])
     app = App(tmp_path / "store")

@@ -1,23 +1,21 @@
-"""LangChain ``Embeddings`` over :class:`~pagesight.models.colembed.ColEmbedEncoder` (late interaction)."""
+"""LangChain ``Embeddings`` over :class:`~pagesight.models.late_interaction.ColEmbedEncoder`."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field
 
-from pagesight.integrations._encoder import colembed_encoder
-from pagesight.models.colembed import BackendName, ColEmbedEncoder, PageInput
+from pagesight.integrations._fields import ColEmbedFields
+from pagesight.integrations.langchain._base import ThreadedImageEmbeddings
 from pagesight.retrieval.pooling import mean_summary
 
 __all__ = ["ColEmbedEmbeddings"]
 
 
-class ColEmbedEmbeddings(BaseModel, Embeddings):
+class ColEmbedEmbeddings(ColEmbedFields, ThreadedImageEmbeddings):
     """Late-interaction (ColBERT, ColPali, NVIDIA ColEmbed) embeddings of text and images, for LangChain.
 
     A late-interaction model returns one vector per token, and a query is scored against a page
@@ -71,90 +69,38 @@ class ColEmbedEmbeddings(BaseModel, Embeddings):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model: str = "minilm-tokens"
-    """Alias (``minilm-tokens``, the NVIDIA ColEmbed aliases), Hugging Face id or local folder."""
-
-    backend: BackendName = "auto"
-    """Which runtime serves the model: ``nvidia`` (ColEmbed remote code), ``sentence-transformers``
-    (ColBERT/ColPali ``MultiVectorEncoder``), ``token-embeddings`` (a plain model's token vectors);
-    ``auto`` takes the model's own."""
-
-    device: str | None = None
-    """Torch device (``None``: CUDA when available, else CPU)."""
-
-    dtype: str | None = None
-    """Weight dtype such as ``"bfloat16"`` or ``"float32"`` (``None``: bf16 on CUDA, fp32 on CPU)."""
-
     batch_size: int = Field(default=8, ge=1)
     """Texts or images per forward pass."""
-
-    trust_remote_code: bool = False
-    """Allow running code from the model's repository (the NVIDIA ColEmbed models need it)."""
-
-    revision: str | None = None
-    """Hub revision overriding the registry's pinned one."""
-
-    attn_implementation: str | None = None
-    """Attention kernel (``"flash_attention_2"``, ``"sdpa"``, ``"eager"``; ``None``: the best available)."""
-
-    page_input: PageInput = "auto"
-    """What of a page the model sees when pages are embedded (``encoder.encode_pages``): ``image``,
-    ``text`` or ``image_text``; ``auto`` takes both when the model can and the page has text."""
-
-    show_progress: bool = False
-    """Show a progress bar while embedding."""
-
-    _encoder: ColEmbedEncoder = PrivateAttr()
-
-    def model_post_init(self, context: Any, /) -> None:
-        self._encoder = colembed_encoder(self, batch_size=self.batch_size)
-
-    @property
-    def encoder(self) -> ColEmbedEncoder:
-        """The framework-free encoder doing the work."""
-        return self._encoder
 
     # -- pooled: one vector per input ----------------------------------------------------------
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents: one pooled vector (``d`` floats, unit length) per text."""
-        return _pooled(self._encoder.encode_documents(texts) if texts else [])
+        return _pooled(self.encoder.encode_documents(texts) if texts else [])
 
     def embed_query(self, text: str) -> list[float]:
         """Embed a search query: its pooled vector, ``d`` floats, unit length."""
-        return _pooled(self._encoder.encode_queries([text]))[0]
+        return _pooled(self.encoder.encode_queries([text]))[0]
 
     def embed_image(self, uris: list[str]) -> list[list[float]]:
         """Embed image files: one pooled vector (``d`` floats, unit length) per path."""
-        return _pooled(self._encoder.encode_images(uris) if uris else [])
+        return _pooled(self.encoder.encode_images(uris) if uris else [])
 
     # -- token matrices ------------------------------------------------------------------------
 
     def embed_documents_multivector(self, texts: list[str]) -> list[list[list[float]]]:
         """Token matrices of documents: per text, ``n_tokens`` lists of ``d`` floats, unit rows."""
-        return _matrices(self._encoder.encode_documents(texts) if texts else [])
+        return _matrices(self.encoder.encode_documents(texts) if texts else [])
 
     def embed_query_multivector(self, text: str) -> list[list[float]]:
         """Token matrix of a query: ``n_tokens`` lists of ``d`` floats, unit rows."""
-        return _matrices(self._encoder.encode_queries([text]))[0]
+        return _matrices(self.encoder.encode_queries([text]))[0]
 
     def embed_image_multivector(self, uris: list[str]) -> list[list[list[float]]]:
         """Token matrices of image files: per path, ``n_tokens`` lists of ``d`` floats, unit rows."""
-        return _matrices(self._encoder.encode_images(uris) if uris else [])
+        return _matrices(self.encoder.encode_images(uris) if uris else [])
 
     # -- async: the same work in a worker thread, so the event loop stays free -------------------
-
-    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Async :meth:`embed_documents`."""
-        return await asyncio.to_thread(self.embed_documents, texts)
-
-    async def aembed_query(self, text: str) -> list[float]:
-        """Async :meth:`embed_query`."""
-        return await asyncio.to_thread(self.embed_query, text)
-
-    async def aembed_image(self, uris: list[str]) -> list[list[float]]:
-        """Async :meth:`embed_image`."""
-        return await asyncio.to_thread(self.embed_image, uris)
 
     async def aembed_documents_multivector(self, texts: list[str]) -> list[list[list[float]]]:
         """Async :meth:`embed_documents_multivector`."""

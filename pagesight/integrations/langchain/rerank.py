@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict
 
-from pagesight.integrations._encoder import build_reranker, image_root, rerank_candidate
-from pagesight.models.rerank import RerankBackendName, Reranker
-from pagesight.models.vl import PageInput
-from pagesight.retrieval.multivector import MultiVectorStore
-from pagesight.retrieval.store import PageStore
+from pagesight.integrations._encoder import image_root
+from pagesight.integrations._fields import RerankFields
+from pagesight.integrations.langchain._convert import document_candidate
 
 __all__ = ["VLReranker"]
 
 
-class VLReranker(BaseDocumentCompressor):
+class VLReranker(RerankFields, BaseDocumentCompressor):
     """Reranks documents by looking at the query and each page's image and/or text, for LangChain.
 
     Each document is scored against the query by a cross-encoder (NVIDIA rerank-vl sees the page
@@ -60,59 +56,6 @@ class VLReranker(BaseDocumentCompressor):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True)
 
-    model: str = "llama-nemotron-rerank-vl-1b-v2"
-    """Alias (``llama-nemotron-rerank-vl-1b-v2``, ``ms-marco-minilm-l6-v2``, ``nanoranker``), Hugging
-    Face id or local folder."""
-
-    backend: RerankBackendName = "auto"
-    """Which runtime serves the model (``nvidia``, ``cross-encoder``, ``nanoranker``); ``auto`` takes
-    the model's own."""
-
-    top_n: int = Field(default=5, ge=0)
-    """How many documents to return (``0`` returns none and loads nothing)."""
-
-    device: str | None = None
-    """Torch device (``None``: CUDA when available, else CPU)."""
-
-    dtype: str | None = None
-    """Weight dtype such as ``"bfloat16"`` or ``"float32"`` (``None``: bf16 on CUDA, fp32 on CPU)."""
-
-    batch_size: int = Field(default=8, ge=1)
-    """Query-document pairs per forward pass."""
-
-    trust_remote_code: bool = False
-    """Allow running code from the model's repository (the NVIDIA reranker needs it)."""
-
-    revision: str | None = None
-    """Hub revision overriding the registry's pinned one."""
-
-    attn_implementation: str | None = None
-    """Attention kernel (``"flash_attention_2"``, ``"sdpa"``, ``"eager"``; ``None``: the best available)."""
-
-    page_input: PageInput = "auto"
-    """What of a page the model sees: ``image``, ``text`` or ``image_text``; ``auto`` takes both
-    when the model can and the page has both."""
-
-    max_length: int | None = Field(default=None, ge=1)
-    """Token limit per pair (``None``: 2048 when a page image is in the batch, 8192 for text only)."""
-
-    show_progress: bool = False
-    """Show a progress bar while scoring."""
-
-    store: PageStore | MultiVectorStore | str | Path | None = None
-    """Where relative image paths point: a store, or an embedded store's folder (images in
-    ``<folder>/images``); ``None`` takes paths as they are."""
-
-    _reranker: Reranker = PrivateAttr()
-
-    def model_post_init(self, context: Any, /) -> None:
-        self._reranker = build_reranker(self)
-
-    @property
-    def reranker(self) -> Reranker:
-        """The framework-free reranker doing the work."""
-        return self._reranker
-
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> list[Document]:
@@ -126,8 +69,8 @@ class VLReranker(BaseDocumentCompressor):
         if not documents or self.top_n == 0:
             return []
         root = image_root(self.store)
-        candidates = [rerank_candidate(d.page_content, d.metadata, root) for d in documents]
-        results = self._reranker.rerank(query, candidates, top_n=self.top_n)
+        candidates = [document_candidate(d, root) for d in documents]
+        results = self.reranker.rerank(query, candidates, top_n=self.top_n)
         return [
             documents[r.index].model_copy(
                 update={"metadata": {**documents[r.index].metadata, "relevance_score": r.score}}

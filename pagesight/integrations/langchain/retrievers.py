@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -14,10 +13,10 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, model_validator
 
 from pagesight.errors import ConfigurationError
+from pagesight.integrations.langchain._convert import hit_document
 from pagesight.integrations.langchain.colembed import ColEmbedEmbeddings
 from pagesight.models.base import LateInteractionEncoder
 from pagesight.retrieval.multivector import MultiVectorStore
-from pagesight.retrieval.store import Hit
 
 __all__ = ["LateInteractionRetriever"]
 
@@ -131,7 +130,7 @@ class LateInteractionRetriever(BaseRetriever):
             device=self.maxsim_device,
             source=self.source if source is None else source,
         )
-        return [_document(hit) for hit in hits]
+        return [hit_document(hit) for hit in hits]
 
     def _get_relevant_documents(
         self,
@@ -158,15 +157,3 @@ class LateInteractionRetriever(BaseRetriever):
         return await asyncio.to_thread(
             self.search, query, k=k, candidates=candidates, exhaustive=exhaustive, source=source
         )
-
-
-def _document(hit: Hit) -> Document:
-    metadata: dict[str, Any] = {
-        "source": hit.source,
-        "page": hit.page,
-        "image": str(hit.image) if hit.image is not None else None,
-        "score": hit.score,
-        "id": hit.id,
-        "text_source": hit.text_source,  # "layer", "ocr" or "both"
-    }
-    return Document(page_content=hit.text, metadata=metadata, id=hit.id)

@@ -1,27 +1,24 @@
-"""LlamaIndex ``MultiModalEmbedding`` over :class:`~pagesight.models.colembed.ColEmbedEncoder`."""
+"""LlamaIndex ``MultiModalEmbedding`` over :class:`~pagesight.models.late_interaction.ColEmbedEncoder`."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
 from llama_index.core.schema import ImageType
 from PIL import Image
-from pydantic import Field, PrivateAttr
 
-from pagesight.integrations._encoder import colembed_encoder
-from pagesight.models.colembed import BackendName, ColEmbedEncoder, PageInput
+from pagesight.integrations._fields import COLEMBED_MODEL, ColEmbedFields
+from pagesight.integrations.llama_index._base import ThreadedMultiModalEmbedding, embedding_arguments
 from pagesight.retrieval.pooling import mean_summary
 
 __all__ = ["ColEmbedEmbedding"]
 
 
-class ColEmbedEmbedding(MultiModalEmbedding):
+class ColEmbedEmbedding(ColEmbedFields, ThreadedMultiModalEmbedding):
     """Late-interaction (ColBERT, ColPali, NVIDIA ColEmbed) embeddings of text and images, for LlamaIndex.
 
     A late-interaction model returns one vector per token, scored with MaxSim. LlamaIndex's
@@ -58,93 +55,44 @@ class ColEmbedEmbedding(MultiModalEmbedding):
     Nothing loads in the constructor; the model loads on the first call.
     """
 
-    model: str = Field(
-        default="minilm-tokens", description="Alias ('minilm-tokens', ColEmbed aliases), Hub id or folder."
-    )
-    backend: BackendName = Field(
-        default="auto",
-        description="'nvidia', 'sentence-transformers' or 'token-embeddings'; 'auto' takes the model's own.",
-    )
-    device: str | None = Field(default=None, description="Torch device (None: CUDA when available).")
-    dtype: str | None = Field(
-        default=None, description="Weight dtype, e.g. 'bfloat16' (None: bf16 on CUDA, fp32 on CPU)."
-    )
-    trust_remote_code: bool = Field(
-        default=False, description="Allow code from the model's repository (the NVIDIA models need it)."
-    )
-    revision: str | None = Field(default=None, description="Hub revision overriding the pinned one.")
-    attn_implementation: str | None = Field(
-        default=None, description="Attention kernel: 'flash_attention_2', 'sdpa', 'eager' (None: the best)."
-    )
-    page_input: PageInput = Field(
-        default="auto", description="What of a page the model sees: 'image', 'text', 'image_text' or 'auto'."
-    )
-    show_progress: bool = Field(default=False, description="Show a progress bar while embedding.")
-
-    _encoder: ColEmbedEncoder = PrivateAttr()
-
-    def __init__(self, model: str = "minilm-tokens", **kwargs: Any) -> None:
-        kwargs.setdefault("model_name", model)
-        kwargs.setdefault("embed_batch_size", kwargs.pop("batch_size", 8))
-        kwargs["model"] = model
-        super().__init__(**kwargs)
-        self._encoder = colembed_encoder(self, batch_size=self.embed_batch_size)
+    def __init__(self, model: str = COLEMBED_MODEL, **kwargs: Any) -> None:
+        super().__init__(**embedding_arguments(model, kwargs, batch_size=8))
 
     @classmethod
     def class_name(cls) -> str:
         return "PagesightColEmbedEmbedding"
 
-    @property
-    def encoder(self) -> ColEmbedEncoder:
-        """The framework-free encoder doing the work."""
-        return self._encoder
-
     # -- token matrices ------------------------------------------------------------------------
 
     def get_query_multivector(self, query: str) -> list[list[float]]:
         """Token matrix of a query: ``n_tokens`` lists of ``d`` floats, unit rows."""
-        return _matrix(self._encoder.encode_queries([query])[0])
+        return _matrix(self.encoder.encode_queries([query])[0])
 
     def get_text_multivector(self, text: str) -> list[list[float]]:
         """Token matrix of a text (node, page): ``n_tokens`` lists of ``d`` floats, unit rows."""
-        return _matrix(self._encoder.encode_documents([text])[0])
+        return _matrix(self.encoder.encode_documents([text])[0])
 
     def get_image_multivector(self, img_file_path: ImageType) -> list[list[float]]:
         """Token matrix of an image (file path or ``BytesIO``): ``n_tokens`` lists of ``d`` floats."""
-        return _matrix(self._encoder.encode_images([_image(img_file_path)])[0])
+        return _matrix(self.encoder.encode_images([_image(img_file_path)])[0])
 
     # -- pooled vectors (the MultiModalEmbedding interface) ---------------------------------------
 
     def _get_query_embedding(self, query: str) -> list[float]:
-        return _pooled(self._encoder.encode_queries([query]))[0]
+        return _pooled(self.encoder.encode_queries([query]))[0]
 
     def _get_text_embedding(self, text: str) -> list[float]:
-        return _pooled(self._encoder.encode_documents([text]))[0]
+        return _pooled(self.encoder.encode_documents([text]))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return _pooled(self._encoder.encode_documents(texts) if texts else [])
+        return _pooled(self.encoder.encode_documents(texts) if texts else [])
 
     def _get_image_embedding(self, img_file_path: ImageType) -> list[float]:
-        return _pooled(self._encoder.encode_images([_image(img_file_path)]))[0]
+        return _pooled(self.encoder.encode_images([_image(img_file_path)]))[0]
 
     def _get_image_embeddings(self, img_file_paths: list[ImageType]) -> list[list[float]]:
         images = [_image(p) for p in img_file_paths]
-        return _pooled(self._encoder.encode_images(images) if images else [])
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return await asyncio.to_thread(self._get_query_embedding, query)
-
-    async def _aget_text_embedding(self, text: str) -> list[float]:
-        return await asyncio.to_thread(self._get_text_embedding, text)
-
-    async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return await asyncio.to_thread(self._get_text_embeddings, texts)
-
-    async def _aget_image_embedding(self, img_file_path: ImageType) -> list[float]:
-        return await asyncio.to_thread(self._get_image_embedding, img_file_path)
-
-    async def _aget_image_embeddings(self, img_file_paths: list[ImageType]) -> list[list[float]]:
-        return await asyncio.to_thread(self._get_image_embeddings, img_file_paths)
+        return _pooled(self.encoder.encode_images(images) if images else [])
 
 
 def _image(img: ImageType) -> Image.Image | str | Path:

@@ -7,13 +7,15 @@ import asyncio
 from llama_index.core.callbacks.base import CallbackManager
 from llama_index.core.constants import DEFAULT_SIMILARITY_TOP_K
 from llama_index.core.retrievers import BaseRetriever
-from llama_index.core.schema import ImageNode, NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import NodeWithScore, QueryBundle
 
+from pagesight._checks import check_int
 from pagesight.errors import ConfigurationError
+from pagesight.integrations._convert import hit_metadata
+from pagesight.integrations.llama_index._convert import hit_node
 from pagesight.integrations.llama_index.colembed import ColEmbedEmbedding
 from pagesight.models.base import LateInteractionEncoder
 from pagesight.retrieval.multivector import MultiVectorStore
-from pagesight.retrieval.store import Hit
 
 __all__ = ["LateInteractionNodeRetriever"]
 
@@ -97,9 +99,8 @@ class LateInteractionNodeRetriever(BaseRetriever):
                 "give exactly one of `embed_model` (ColEmbedEmbedding) or `encoder` "
                 "(a LateInteractionEncoder such as ColEmbedEncoder)"
             )
-        for name, value in (("similarity_top_k", similarity_top_k), ("candidates", candidates)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigurationError(f"`{name}` must be a positive integer, got {value!r}")
+        check_int("similarity_top_k", similarity_top_k, least=1)
+        check_int("candidates", candidates, least=1)
         self.store = store
         self.embed_model = embed_model
         self.encoder: LateInteractionEncoder = query_encoder
@@ -121,27 +122,10 @@ class LateInteractionNodeRetriever(BaseRetriever):
             device=self.maxsim_device,
             source=self.source,
         )
-        return [NodeWithScore(node=_node(hit), score=hit.score) for hit in hits]
+        return [
+            NodeWithScore(node=hit_node(hit, hit_metadata(hit, score=False), _HIDDEN_KEYS), score=hit.score)
+            for hit in hits
+        ]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return await asyncio.to_thread(self._retrieve, query_bundle)
-
-
-def _node(hit: Hit) -> TextNode:
-    metadata = {
-        "source": hit.source,
-        "page": hit.page,
-        "image": str(hit.image) if hit.image is not None else None,
-        "id": hit.id,
-        "text_source": hit.text_source,  # "layer", "ocr" or "both"
-    }
-    common = {
-        "id_": hit.id,
-        "text": hit.text,
-        "metadata": metadata,
-        "excluded_llm_metadata_keys": list(_HIDDEN_KEYS),
-        "excluded_embed_metadata_keys": list(_HIDDEN_KEYS),
-    }
-    if hit.image is not None:
-        return ImageNode(image_path=str(hit.image), **common)
-    return TextNode(**common)

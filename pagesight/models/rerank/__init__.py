@@ -9,33 +9,34 @@
 - ``"nanoranker"``: the small trained scorer the ``nanoranker`` PyPI package ships (ONNX, CPU, offline),
   text only.
 
-Registry: :data:`RERANKERS` maps short aliases to pinned specs; :func:`resolve_reranker` turns an
-alias, a Hub id or a local folder into a :class:`~pagesight.models.registry.ModelSpec` of kind
-``"reranker"``.
+Registry: the ``"reranker"`` rows of :data:`~pagesight.models.registry.MODELS` (:data:`RERANKERS`);
+``resolve(model, "reranker")`` (:func:`resolve_reranker`) turns an alias, a Hub id or a local folder
+into a :class:`~pagesight.models.registry.ModelSpec` of kind ``"reranker"``.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
+from pagesight._checks import check_choice, check_int
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
-from pagesight.models._colembed_batching import run_batched
-from pagesight.models._colembed_common import check_dtype, open_image
-from pagesight.models._licenses import warn_non_commercial
-from pagesight.models.colembed import PageInput
-from pagesight.models.registry import ModelSpec, _looks_like_hub_id, _read_json
+from pagesight.models._images import open_image
+from pagesight.models.base import LazyModel, LoadOptions, backend_class
+from pagesight.models.registry import BACKENDS as ALL_BACKENDS
+from pagesight.models.registry import RERANKERS, ModelSpec, resolve, resolve_reranker
+from pagesight.models.rerank._backend import RerankBackend
+from pagesight.types import PageInput
 
 __all__ = [
+    "BACKENDS",
     "RERANKERS",
+    "RerankBackend",
     "RerankBackendName",
     "RerankCandidate",
     "RerankResult",
@@ -46,9 +47,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RerankBackendName = Literal["auto", "nvidia", "cross-encoder", "nanoranker"]
-_BACKENDS = ("auto", "nvidia", "cross-encoder", "nanoranker")
-_PAGE_INPUTS = ("auto", "image", "text", "image_text")
-_SPEC_BACKENDS = {"nvidia-rerank": "nvidia", "cross-encoder": "cross-encoder", "nanoranker": "nanoranker"}
+
+BACKENDS: Mapping[str, str] = ALL_BACKENDS["reranker"]
+"""Backend name -> the class that runs it (``"module:Class"``), from the registry.
+
+The torch ones take ``(spec, options, max_length=...)``.
+"""
 
 
 # -- records ------------------------------------------------------------------------------------------
@@ -86,95 +90,9 @@ class RerankResult:
     logit: float
 
 
-# -- registry -----------------------------------------------------------------------------------------
-
-RERANKERS: Mapping[str, ModelSpec] = MappingProxyType(
-    {
-        "llama-nemotron-rerank-vl-1b-v2": ModelSpec(
-            alias="llama-nemotron-rerank-vl-1b-v2",
-            kind="reranker",
-            hf_id="nvidia/llama-nemotron-rerank-vl-1b-v2",
-            revision="b8a9987b05b75db5ad949c825cbcbf6eb7c48b5a",
-            license="NVIDIA Open Model License",
-            max_tokens=10240,
-            backend="nvidia-rerank",
-            commercial_use=True,
-            requires_remote_code=True,
-        ),
-        # No revision could be verified offline; loading it follows the Hub's main branch.
-        "ms-marco-minilm-l6-v2": ModelSpec(
-            alias="ms-marco-minilm-l6-v2",
-            kind="reranker",
-            hf_id="cross-encoder/ms-marco-MiniLM-L6-v2",
-            license="Apache-2.0",
-            max_tokens=512,
-            backend="cross-encoder",
-            commercial_use=True,
-        ),
-        # Weights ship inside the nanoranker wheel (ONNX): no download, no revision.
-        "nanoranker": ModelSpec(
-            alias="nanoranker",
-            kind="reranker",
-            license="MIT",
-            backend="nanoranker",
-            commercial_use=True,
-        ),
-    }
-)
-"""Alias -> spec of the rerankers :class:`Reranker` knows by a short name."""
-
-
-def _folder_backend(folder: Path) -> str:
-    auto_map = _read_json(folder / "config.json").get("auto_map")
-    if isinstance(auto_map, dict) and "AutoModelForSequenceClassification" in auto_map:
-        return "nvidia-rerank"
-    return "cross-encoder"
-
-
-def resolve_reranker(model: str) -> ModelSpec:
-    """Turn a reranker name into a :class:`~pagesight.models.registry.ModelSpec` of kind ``"reranker"``.
-
-    Args:
-        model: an alias of :data:`RERANKERS` (case-insensitive) or its Hub id; a local folder (backend
-            ``"nvidia-rerank"`` when its ``config.json`` maps ``AutoModelForSequenceClassification`` in
-            ``auto_map``, else ``"cross-encoder"``); or another Hub id (a cross-encoder, nothing pinned).
-
-    Raises:
-        ModelNotAvailableError: the name is none of these; the message lists the aliases.
-    """
-    aliases = ", ".join(sorted(RERANKERS))
-    if not isinstance(model, str) or not model.strip():
-        raise ModelNotAvailableError(f"`model` must be a non-empty string; known rerankers: {aliases}")
-    name = model.strip()
-    key = name.lower()
-    if key in RERANKERS:
-        return RERANKERS[key]
-    for spec in RERANKERS.values():
-        if spec.hf_id is not None and spec.hf_id.lower() == key:
-            return spec
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        folder = folder.resolve()
-        config = _read_json(folder / "config.json")
-        return ModelSpec(
-            alias=name,
-            kind="reranker",
-            backend="nvidia-rerank" if _folder_backend(folder) == "nvidia-rerank" else "cross-encoder",
-            requires_remote_code="auto_map" in config,
-            path=str(folder),
-        )
-    if _looks_like_hub_id(name):
-        return ModelSpec(alias=name, kind="reranker", hf_id=name, backend="cross-encoder")
-    raise ModelNotAvailableError(
-        f"unknown reranker {model!r}: not an alias, a Hugging Face id (owner/name) or an existing folder. "
-        f"Known rerankers: {aliases}"
-    )
-
-
 def _pick_backend(spec: ModelSpec, backend: str) -> str:
-    if backend not in _BACKENDS:
-        raise ConfigurationError(f"`backend` must be one of {', '.join(_BACKENDS)}; got {backend!r}")
-    native = _SPEC_BACKENDS.get(spec.backend, "cross-encoder")
+    check_choice("backend", backend, ("auto", *BACKENDS))
+    native = spec.backend if spec.backend in BACKENDS else "cross-encoder"
     if backend == "auto":
         return native
     if (backend == "nanoranker") != (native == "nanoranker"):
@@ -186,21 +104,6 @@ def _pick_backend(spec: ModelSpec, backend: str) -> str:
 
 
 # -- backends -----------------------------------------------------------------------------------------
-
-
-class RerankBackend(Protocol):
-    """What :class:`Reranker` needs from a backend: raw logits for one batch of pairs."""
-
-    name: str
-
-    def load(self) -> None: ...
-
-    @property
-    def supports_images(self) -> bool: ...
-
-    def logits(self, query: str, docs: list[tuple[str, Any]]) -> np.ndarray:
-        """One float32 logit per ``(text, image or None)`` document, in order."""
-        ...
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -216,7 +119,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 # -- the reranker -------------------------------------------------------------------------------------
 
 
-class Reranker:
+class Reranker(LazyModel):
     """Scores (query, candidate) pairs with a cross-encoder and sorts the candidates by relevance.
 
     Install: ``pip install "pagesight[gpu]"`` for ``llama-nemotron-rerank-vl-1b-v2`` (CUDA GPU; remote
@@ -299,113 +202,30 @@ class Reranker:
         max_length: int | None = None,
         show_progress: bool = False,
     ) -> None:
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ConfigurationError(f"`batch_size` must be a positive integer, got {batch_size!r}")
-        if max_length is not None and (
-            not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1
-        ):
-            raise ConfigurationError(f"`max_length` must be a positive integer or None, got {max_length!r}")
-        if page_input not in _PAGE_INPUTS:
-            raise ConfigurationError(
-                f"`page_input` must be one of {', '.join(_PAGE_INPUTS)}; got {page_input!r}"
-            )
-        try:
-            check_dtype(dtype)
-        except ValueError as e:
-            raise ConfigurationError(str(e)) from None
-        spec = resolve_reranker(model)
-        self.model = model
-        self.spec = spec
+        check_int("max_length", max_length, least=1, optional=True)
+        options = LoadOptions.pick(locals())
+        self._init_lazy(model, options, page_input=page_input)
+        self.spec = spec = resolve(model, "reranker")
         self.backend_name = _pick_backend(spec, backend)
         self.page_input: PageInput = page_input
         self.max_length = max_length
-        self.show_progress = show_progress
-        self._batch_size = batch_size
-        self._backend = self._make_backend(
-            device=device,
-            dtype=dtype,
-            trust_remote_code=trust_remote_code,
-            revision=revision,
-            attn_implementation=attn_implementation,
-        )
+        extra = {} if self.backend_name == "nanoranker" else {"max_length": max_length}
+        self._backend: RerankBackend = backend_class(BACKENDS, self.backend_name)(spec, options, **extra)
         if page_input in ("image", "image_text") and not self._backend.supports_images:
             raise ConfigurationError(
                 f"page_input={page_input!r} needs a reranker that reads images; {spec.alias} "
                 f"({self.backend_name}) is text-only"
             )
-        self._lock = threading.Lock()
-        self._loaded = False
         self._warned_no_image = False
         self._warned_text_only = False
-        if spec.commercial_use is False:
-            warn_non_commercial(self.spec)
-
-    def _make_backend(
-        self,
-        *,
-        device: str | None,
-        dtype: str | None,
-        trust_remote_code: bool,
-        revision: str | None,
-        attn_implementation: str | None,
-    ) -> RerankBackend:
-        if self.backend_name == "nvidia":
-            from pagesight.models._rerank_nvidia import NvidiaRerankBackend
-
-            return NvidiaRerankBackend(
-                self.spec,
-                device=device,
-                dtype=dtype,
-                trust_remote_code=trust_remote_code,
-                revision=revision,
-                attn_implementation=attn_implementation,
-                max_length=self.max_length,
-            )
-        from pagesight.models._rerank_text import CrossEncoderBackend, NanorankerBackend
-
-        if self.backend_name == "nanoranker":
-            return NanorankerBackend(self.spec, device=device)
-        return CrossEncoderBackend(
-            self.spec,
-            device=device,
-            dtype=dtype,
-            trust_remote_code=trust_remote_code,
-            revision=revision,
-            max_length=self.max_length,
-        )
+        self._warn_license()
 
     # -- lifecycle --------------------------------------------------------------------------------
-
-    def load(self) -> Reranker:
-        """Load the weights now instead of on first use.
-
-        Raises:
-            ModelNotAvailableError: the weights cannot be loaded; the message says what to do.
-            ConfigurationError: remote code is needed and ``trust_remote_code`` is not set.
-        """
-        if self._loaded:
-            return self
-        with self._lock:
-            if not self._loaded:
-                self._backend.load()
-                self._loaded = True
-        return self
 
     @property
     def supports_images(self) -> bool:
         """Whether the model reads page images (the NVIDIA reranker does; text cross-encoders do not)."""
         return self._backend.supports_images
-
-    @property
-    def batch_size(self) -> int:
-        """Pairs per forward pass (lowered after a CUDA out-of-memory error)."""
-        return self._batch_size
-
-    def _set_batch_size(self, size: int) -> None:
-        self._batch_size = size
-
-    def __repr__(self) -> str:
-        return f"Reranker({self.model!r}, backend={self.backend_name!r}, page_input={self.page_input!r})"
 
     # -- scoring ----------------------------------------------------------------------------------
 
@@ -434,14 +254,7 @@ class Reranker:
             if not index:
                 continue
             group = [(items[i], modes[i]) for i in index]
-            values = run_batched(
-                lambda batch: self._score_batch(query, batch),
-                group,
-                self._batch_size,
-                on_resize=self._set_batch_size,
-                progress=self.show_progress,
-                desc="Reranking",
-            )
+            values = self._batched(lambda batch: self._score_batch(query, batch), group, "Reranking")
             out[index] = np.asarray(values, dtype=np.float32)
         if not np.isfinite(out).all():
             raise ValueError(f"{self.spec.alias} returned NaN or infinite logits")
@@ -464,8 +277,7 @@ class Reranker:
         Raises:
             ConfigurationError: ``top_n`` is negative or not an integer.
         """
-        if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 0):
-            raise ConfigurationError(f"`top_n` must be a non-negative integer or None, got {top_n!r}")
+        check_int("top_n", top_n, least=0, optional=True)
         if top_n == 0:
             return []
         logits = self.logits(query, candidates)

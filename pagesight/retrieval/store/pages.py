@@ -1,4 +1,4 @@
-"""The page store: one Chroma record per page, page images as files beside it.
+"""The page policy: one record per page in a backend, page images as files beside it.
 
 Install::
 
@@ -14,47 +14,48 @@ Use::
         hits[0].source, hits[0].page, hits[0].score, hits[0].image   # best page first
 
     PageStore(url="http://127.0.0.1:8000")          # or a Chroma server (``chroma run``)
+    PageStore(backend=ChromaBackend("index/"))      # or any StoreBackend (see store.base)
+
+Everything here is backend-free: record ids, page images (placed and removed through
+:mod:`._images`), the journal, the write lock, the embedder record and source versions. The backend
+(:mod:`.chroma` by default) holds the records.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import threading
 import time
 import weakref
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from pagesight._deps import require
+from pagesight._checks import check_int
 from pagesight.documents._common import is_storable_name
-from pagesight.documents.page import Page
 from pagesight.errors import (
     ConfigurationError,
     DamagedStoreError,
     InvalidVectorError,
     PagesightError,
-    StoreAuthenticationError,
     StoreError,
     StoreMismatchError,
 )
-from pagesight.models.base import EmbedderInfo
-from pagesight.retrieval import _journal
-from pagesight.retrieval._images import image_relpath, place_image, remove_image, resolve_stored_path
-from pagesight.retrieval._writelock import WriteLock, pid_alive
-from pagesight.retrieval.health import PageRef, StoreHealth
+from pagesight.retrieval.store import _journal
+from pagesight.retrieval.store._images import image_relpath, place_image, remove_image, resolve_stored_path
+from pagesight.retrieval.store._writelock import WriteLock, pid_alive
+from pagesight.retrieval.store.base import Row, StoreBackend
+from pagesight.retrieval.store.health import PageRef, StoreHealth
+from pagesight.types import EmbedderInfo, Hit, Page, SourceInfo, as_kind, as_text_source
 
-__all__ = ["Hit", "SourceInfo", "PageStore"]
+__all__ = ["Hit", "SourceInfo", "PageStore", "check_pages"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,63 +64,11 @@ _REVISION_KEY = "pagesight:revision"
 _DIMENSIONS_KEY = "pagesight:dimensions"
 _KIND_KEY = "pagesight:kind"
 _EMBEDDER_KEYS = (_MODEL_KEY, _REVISION_KEY, _DIMENSIONS_KEY, _KIND_KEY)
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One stored page, as search and listing return it.
-
-    Attributes:
-        id: the record's id (``Page.id``: content hash prefix and page number).
-        source: the path or URL the page came from.
-        page: 1-based page number.
-        text: the page's text.
-        image: the page image inside the store's image folder, or ``None``.
-        width: image width in pixels (0 without an image).
-        height: image height in pixels (0 without an image).
-        content_hash: SHA-256 of the source's bytes when it was indexed.
-        score: cosine similarity to the query for search results (higher is closer); 0.0 from
-            :meth:`PageStore.get` and :meth:`PageStore.pages`.
-        text_source: where the text came from: ``"layer"``, ``"ocr"`` or ``"both"`` (see
-            :attr:`pagesight.documents.Page.text_source`).
-    """
-
-    id: str
-    source: str
-    page: int
-    text: str
-    image: Path | None
-    width: int
-    height: int
-    content_hash: str
-    score: float
-    text_source: str = "layer"
-
-
-@dataclass(frozen=True, slots=True)
-class SourceInfo:
-    """One indexed source.
-
-    Attributes:
-        source: the path or URL as it was indexed.
-        pages: how many pages of it the store holds.
-        content_hash: SHA-256 of the source's bytes when it was indexed.
-    """
-
-    source: str
-    pages: int
-    content_hash: str
-
-
-# Chroma's HNSW defaults search with ef = max(10, k): measured on 20,000 page vectors (bench/.cache of
-# bench/two_stage.py), the top 100 it returned held 94.2% of the exact top 100; with ef_search=200
-# it held 99.0% at the same latency (0.8 ms per query). Candidate search needs that recall.
 _SOURCE_PAGES = "source_pages"  # record metadata: pages the source was written with
-_HNSW = {"space": "cosine", "ef_search": 200, "ef_construction": 200}
 
 
 class PageStore:
-    """Pages and their vectors in a Chroma collection (cosine space), page images as files.
+    """Pages and their vectors in a backend collection (cosine space), page images as files.
 
     One record per page, with id ``Page.id`` (from the source's content hash and the page number),
     so indexing the same bytes again is an upsert. The collection's metadata records the embedder
@@ -153,21 +102,24 @@ class PageStore:
 
     Stored data is untrusted (a store copied from someone else, a shared server): every path read
     from the journal or a record's metadata is checked to lie inside the image folder
-    (:func:`~pagesight.retrieval._images.resolve_stored_path`) and refused otherwise; a hit whose
+    (:func:`~pagesight.retrieval.store._images.resolve_stored_path`) and refused otherwise; a hit whose
     image is refused or missing has ``image=None`` (a missing one is logged once per page). Opening
     an embedded store whose database is empty while page images or token matrices show it held
     pages raises :class:`DamagedStoreError`; :meth:`check` reports every disagreement between
     database, image folder and journal, :meth:`repair` removes what no record uses.
 
     Attributes:
-        max_batch_size: cap on records per Chroma call below the client's own
-            ``get_max_batch_size()``; ``None`` (the default) uses the client's limit.
+        max_batch_size: cap on records per backend call below the backend's own limit (Chroma's
+            ``get_max_batch_size()``); ``None`` (the default) uses the backend's limit.
         lock_timeout: seconds a write waits for another process's write lock before raising
             :class:`StoreError` (default 10).
+        multivector: ``False``: one vector per page (``True`` on
+            :class:`~pagesight.retrieval.store.MultiVectorStore`).
     """
 
     max_batch_size: int | None = None
     lock_timeout: float = 10.0
+    multivector = False
 
     def __init__(
         self,
@@ -179,6 +131,7 @@ class PageStore:
         database: str | None = None,
         image_dir: str | Path | None = None,
         collection: str = "pagesight",
+        backend: StoreBackend | None = None,
     ) -> None:
         """Describe a store; nothing is opened until it is used.
 
@@ -198,33 +151,29 @@ class PageStore:
             image_dir: folder for page images (see the class docstring for the defaults; a
                 server store keeps them per tenant and database).
             collection: the Chroma collection's name.
+            backend: the records' backend instead of a Chroma one built from the arguments above
+                (give only ``image_dir`` with it); see
+                :func:`~pagesight.retrieval.store.open_store` for opening one by URL scheme.
 
         Raises:
             ConfigurationError: neither or both of ``path`` and ``url``, a malformed ``url``,
                 a malformed header, tenant or database name, or server options without ``url``.
         """
-        if (path is None) == (url is None):
-            raise ConfigurationError("give exactly one of `path` (a folder) or `url` (a Chroma server)")
-        if url is None and (headers or tenant is not None or database is not None):
-            raise ConfigurationError("`headers`, `tenant` and `database` apply to a Chroma server `url`")
-        self._path = Path(path).expanduser() if path is not None else None
-        self._url = url
-        self._server: _Server | None = None
-        if url is not None:
-            self._server = _server_options(url, headers, tenant, database)
-            self._url = self._server.url  # without a user:password part
-        self._collection_name = collection
-        if image_dir is not None:
-            self._image_dir = Path(image_dir).expanduser()
-        elif self._path is not None:
-            self._image_dir = self._path / "images"
-        else:
-            assert self._server is not None  # set above whenever url is given
-            self._image_dir = _cache_dir() / "images" / self._server.folder / collection
+        chroma_args = (path, url, tenant, database)
+        if backend is None:
+            from pagesight.retrieval.store.chroma import ChromaBackend
+
+            backend = ChromaBackend(
+                path, url=url, headers=headers, tenant=tenant, database=database, collection=collection
+            )
+        elif headers or collection != "pagesight" or any(a is not None for a in chroma_args):
+            raise ConfigurationError("give either `backend` or the Chroma arguments (`path`, `url`, ...)")
+        self._backend: StoreBackend = backend
+        self._path = backend.folder  # local folder: journal, write lock, staging folders
+        self._image_dir = (
+            Path(image_dir).expanduser() if image_dir is not None else backend.local_dir("images")
+        )
         self._lock = threading.RLock()
-        self._client: Any = None
-        self._collection: Any = None
-        self._client_batch_limit: int | None = None
         self._write_lock = WriteLock(self._path, self.location) if self._path is not None else None
         self._writing = False  # whether this object holds the write lock
         self._warned_missing: set[str] = set()  # record ids whose missing image was warned about
@@ -238,14 +187,12 @@ class PageStore:
     @property
     def location(self) -> str:
         """The store's folder or server URL and collection, as error messages name it."""
-        where = str(self._path) if self._path is not None else str(self._url)
-        server = self._server
-        if server is not None and (server.tenant is not None or server.database is not None):
-            tenant, database = server.tenant or "default_tenant", server.database or "default_database"
-            where += f" (tenant {tenant}, database {database})"
-        if self._collection_name != "pagesight":
-            where += f" (collection {self._collection_name})"
-        return where
+        return self._backend.location
+
+    @property
+    def backend(self) -> StoreBackend:
+        """The backend that holds the records."""
+        return self._backend
 
     @property
     def image_dir(self) -> Path:
@@ -256,9 +203,9 @@ class PageStore:
     def embedder(self) -> EmbedderInfo | None:
         """The embedder the stored pages were written with; ``None`` while the store is empty."""
         with self._lock:
-            col, meta = self._current()
-            with self._chroma("reading the collection"):
-                if col.count() == 0:
+            meta = self._current()
+            with self._call("reading the collection"):
+                if self._backend.count() == 0:
                     return None
                 return _decode_embedder(meta)
 
@@ -284,7 +231,7 @@ class PageStore:
             embeddings: float array of shape ``(len(pages), embedder.dimensions)``, all finite.
             embedder: the embedder that produced ``embeddings``.
             extra_metadata: more ``pagesight:*`` keys the collection records beside the embedder
-                (what :class:`~pagesight.retrieval.multivector.MultiVectorStore` records of its
+                (what :class:`~pagesight.retrieval.store.MultiVectorStore` records of its
                 summary vectors). Written on the first write to an empty store; afterwards they
                 must equal what is recorded.
 
@@ -298,14 +245,15 @@ class PageStore:
         """
         if not pages:
             return
-        vectors = _check_pages_and_vectors(pages, embeddings, embedder)
+        vectors = check_pages(pages, embeddings, embedder)
         extra = _check_extra_metadata(extra_metadata)
         source, content_hash = pages[0].source, pages[0].content_hash
         with self._lock:
             self.lock_for_writing()
-            col = self._prepare_write(embedder, extra)
+            self._prepare_write(embedder, extra)
+            backend = self._backend
             ids = [p.id for p in pages]
-            existing = self._existing_ids(col, ids)
+            existing = self._existing_ids(ids)
             placed: list[tuple[Path, Path, bool]] = []  # (staging file, store file, created)
             written: list[str] = []
             new = [p for p in pages if p.id not in existing]
@@ -320,23 +268,23 @@ class PageStore:
                 step = self._batch_size()
                 for start in range(0, len(pages), step):
                     end = min(start + step, len(pages))
-                    with self._chroma(f"writing pages {pages[start].page}-{pages[end - 1].page} of {source}"):
+                    with self._call(f"writing pages {pages[start].page}-{pages[end - 1].page} of {source}"):
                         written.extend(ids[start:end])
-                        col.upsert(
-                            ids=ids[start:end],
-                            embeddings=vectors[start:end],
-                            documents=[p.text for p in pages[start:end]],
-                            metadatas=metadatas[start:end],
+                        backend.upsert(
+                            ids[start:end],
+                            vectors[start:end],
+                            [p.text for p in pages[start:end]],
+                            metadatas[start:end],
                         )
             except BaseException:
-                self._rollback(col, [i for i in written if i not in existing], placed)
+                self._rollback([i for i in written if i not in existing], placed)
                 if intent is not None:
                     _journal.finish(intent)
                 raise
             for staging, stored, _ in placed:
                 if staging.resolve() != stored.resolve():
                     staging.unlink(missing_ok=True)
-            removed = self._delete_where(col, source, keep_hash=content_hash, replace=intent)
+            removed = self._delete_where(source, keep_hash=content_hash, replace=intent)
         logger.info(
             "stored %d pages of %s in %s%s",
             len(pages),
@@ -368,42 +316,26 @@ class PageStore:
             StoreMismatchError: the store was written with another embedder.
             InvalidVectorError: wrong shape or a non-finite value.
         """
-        if k < 1:
-            raise ConfigurationError(f"`k` must be at least 1, got {k}")
+        check_int("k", k, least=1)
         query = _check_query(query_embedding, embedder)
         if source is not None and not is_storable_name(source):
             return []  # never stored (see documents.source_name); Chroma would reject the filter
         with self._lock:
-            col = self._open()
-        with self._chroma("searching"):
-            if col.count() == 0:
+            backend = self._open()
+        with self._call("searching"):
+            if backend.count() == 0:
                 return []
-            recorded = _decode_embedder(col.metadata)
+            recorded = _decode_embedder(backend.read_metadata(fresh=False))
         if recorded != embedder:
             # This handle may have opened the collection before another one recorded its embedder.
-            col, meta = self._current()
-            recorded = _decode_embedder(meta)
-        with self._chroma("searching"):
+            recorded = _decode_embedder(self._current())
+        with self._call("searching"):
             self._check_embedder(recorded, embedder, "search")
-            result = col.query(
-                query_embeddings=query[None, :],
-                n_results=k,
-                where={"source": source} if source is not None else None,
-                include=["documents", "metadatas", "distances"],
-            )
-        rows = zip(
-            result["ids"][0],
-            result["documents"][0],
-            result["metadatas"][0],
-            result["distances"][0],
-            strict=True,
-        )
+            rows = backend.query(query, k, {"source": source} if source is not None else None)
         # A record another process deleted while this one searched can come back from a vector index
         # loaded before the delete, without its metadata: it is no longer a page, so it is left out.
         hits = [
-            self._hit(id_, doc, meta, 1.0 - float(dist), check=True)
-            for id_, doc, meta, dist in rows
-            if meta is not None
+            self._hit(id_, doc, meta, score, check=True) for id_, doc, meta, score in rows if meta is not None
         ]
         hits.sort(key=lambda h: -h.score)
         return hits
@@ -413,14 +345,14 @@ class PageStore:
         if not ids:
             return []
         with self._lock:
-            col = self._open()
+            backend = self._open()
         found: dict[str, Hit] = {}
         unique = list(dict.fromkeys(ids))
         step = self._batch_size()
         for start in range(0, len(unique), step):
-            with self._chroma("reading pages"):
-                res = col.get(ids=unique[start : start + step], include=["documents", "metadatas"])
-            for id_, doc, meta in zip(res["ids"], res["documents"], res["metadatas"], strict=True):
+            with self._call("reading pages"):
+                rows = backend.get(unique[start : start + step])
+            for id_, doc, meta in rows:
                 found[id_] = self._hit(id_, doc, meta, 0.0, check=True)
         return [found[i] for i in ids if i in found]
 
@@ -505,19 +437,19 @@ class PageStore:
         first name's pages over; ingest asks this first and keeps them under the first name.
         """
         with self._lock:
-            col = self._open()
-        with self._chroma("reading the store"):
-            res = col.get(where={"content_hash": content_hash}, limit=1, include=["metadatas"])
-        if not res["ids"]:
+            backend = self._open()
+        with self._call("reading the store"):
+            rows = backend.scan({"content_hash": content_hash}, limit=1, include=("metadatas",))
+        if not rows:
             return None
-        return str(res["metadatas"][0]["source"])
+        return str(rows[0][2]["source"])
 
     def delete_source(self, source: str) -> int:
         """Delete every page of ``source`` and its image files; return how many pages were removed."""
         with self._lock:
             self.lock_for_writing()
-            col = self._open()
-            removed = self._delete_where(col, source, keep_hash=None)
+            self._open()
+            removed = self._delete_where(source, keep_hash=None)
         if removed:
             logger.info("deleted %d pages of %s from %s", removed, source, self.location)
         return removed
@@ -531,7 +463,7 @@ class PageStore:
         with self._lock:
             self._suspend_checks += 1
             try:
-                _, meta = self._current()
+                meta = self._current()
             except DamagedStoreError:
                 return None
             finally:
@@ -540,9 +472,9 @@ class PageStore:
         return str(kind) if kind else None
 
     def collection_id(self) -> str:
-        """The Chroma collection's id (a new one when the database was replaced)."""
-        col, _ = self._current()
-        return str(col.id)
+        """The backend collection's id (a new one when the database was replaced)."""
+        self._current()
+        return self._backend.identity()
 
     def check(self) -> StoreHealth:
         """Compare the database, the image folder and the journal; report where they disagree.
@@ -551,14 +483,14 @@ class PageStore:
         Reads every record's metadata and lists the image folder.
 
         Returns:
-            A :class:`~pagesight.retrieval.health.StoreHealth`; ``.ok`` is ``False`` when anything is
+            A :class:`~pagesight.retrieval.store.health.StoreHealth`; ``.ok`` is ``False`` when anything is
             missing or left over, ``.problems()`` lists it.
 
         Raises:
             StoreError: the store cannot be reached (a server that is down); a database that cannot
                 be read is reported, not raised.
         """
-        return self._check_records()[0]
+        return self.check_records()[0]
 
     def repair(self) -> StoreHealth:
         """Finish interrupted writes (journal), remove abandoned staging folders and unused page images.
@@ -594,7 +526,7 @@ class PageStore:
                 self._suspend_checks -= 1
             return self.check()
 
-    def _check_records(self) -> tuple[StoreHealth, list[PageRef]]:
+    def check_records(self) -> tuple[StoreHealth, list[PageRef]]:
         """:meth:`check`, and every record as a :class:`PageRef` (what MultiVectorStore adds to)."""
         with self._lock:
             self._suspend_checks += 1
@@ -652,7 +584,7 @@ class PageStore:
     def metadata(self) -> dict[str, Any]:
         """Return the ``pagesight:*`` keys of the collection's metadata (embedder and extras)."""
         with self._lock:
-            _, meta = self._current()
+            meta = self._current()
             return {k: v for k, v in meta.items() if k.startswith("pagesight:")}
 
     def ids(self) -> list[str]:
@@ -669,15 +601,15 @@ class PageStore:
             return 0
         with self._lock:
             self.lock_for_writing()
-            col = self._open()
+            backend = self._open()
             doomed: list[tuple[str, dict[str, Any]]] = []
             unique = list(dict.fromkeys(ids))
             step = self._batch_size()
             for start in range(0, len(unique), step):
-                with self._chroma("reading pages"):
-                    res = col.get(ids=unique[start : start + step], include=["metadatas"])
-                doomed.extend(zip(res["ids"], res["metadatas"] or [{}] * len(res["ids"]), strict=True))
-            self._remove(col, doomed, "deleting pages", None)
+                with self._call("reading pages"):
+                    rows = backend.get(unique[start : start + step], include=("metadatas",))
+                doomed.extend((id_, meta) for id_, _, meta in rows)
+            self._remove(doomed, "deleting pages", None)
         return len(doomed)
 
     def lock_for_writing(self) -> None:
@@ -706,7 +638,7 @@ class PageStore:
     def write_lock_if_free(self) -> Iterator[bool]:
         """Hold the write lock for a block if no other process holds it; yield whether it is held.
 
-        What :class:`~pagesight.retrieval.multivector.MultiVectorStore` runs its repairs under when
+        What :class:`~pagesight.retrieval.store.MultiVectorStore` runs its repairs under when
         it opens: a store another process is writing is left to that process.
         """
         with self._lock:
@@ -724,24 +656,18 @@ class PageStore:
     def count(self) -> int:
         """Return the number of stored pages."""
         with self._lock:
-            col = self._open()
-        with self._chroma("counting pages"):
-            return int(col.count())
+            backend = self._open()
+        with self._call("counting pages"):
+            return int(backend.count())
 
     def close(self) -> None:
-        """Release the Chroma client; the store reopens if it is used again."""
+        """Release the backend's client; the store reopens if it is used again."""
         with self._lock:
-            client, self._client, self._collection = self._client, None, None
-            self._client_batch_limit = None
             self._verified = False
             if self._writing and self._release is not None:
                 self._release()  # runs the release once
             self._writing = False
-        if client is not None:
-            try:
-                client.close()
-            except Exception as e:  # closing must not hide the caller's own error
-                logger.debug("closing the Chroma client of %s failed: %s", self.location, e)
+            self._backend.close()
 
     def __enter__(self) -> PageStore:
         return self
@@ -752,42 +678,30 @@ class PageStore:
         self.close()
 
     def __repr__(self) -> str:
-        if self._path is not None:
-            return f"PageStore({str(self._path)!r}, collection={self._collection_name!r})"
-        return f"PageStore(url={self._url!r}, collection={self._collection_name!r})"
+        return f"PageStore({self._backend.arguments()})"
 
     # -- opening -------------------------------------------------------------------------------
 
-    def _open(self) -> Any:
-        """Return the collection, connecting and creating it on first use (caller holds the lock).
+    def _open(self) -> StoreBackend:
+        """Return the backend, connecting it and creating the collection on first use (caller holds
+        the lock).
 
         An embedded store is verified once per connection (:meth:`_verify`): a damaged one raises
         :class:`DamagedStoreError` from every call until it is repaired.
         """
-        if self._collection is not None and (self._verified or self._suspend_checks):
-            return self._collection
-        col = self._collection if self._collection is not None else self._connect()
+        backend = self._backend
+        if backend.connected and (self._verified or self._suspend_checks):
+            return backend
+        if not backend.connected:
+            self._connect()
         if not self._suspend_checks:
-            self._verify(col)
+            self._verify()
             self._verified = True
-        return col
+        return backend
 
-    def _connect(self) -> Any:
+    def _connect(self) -> None:
         """Connect, create the collection if missing, and repair what a crash left (lock free)."""
-        chromadb = require("chromadb", "chroma")
-        from chromadb.config import Settings
-
-        settings = Settings(anonymized_telemetry=False)
-        self._check_database_file()
-        with self._damaged_database(), self._chroma("opening the store"):
-            if self._path is not None:
-                self._path.mkdir(parents=True, exist_ok=True)
-                client = chromadb.PersistentClient(path=str(self._path), settings=settings)
-            else:
-                assert self._server is not None
-                client = self._server.client(chromadb, settings)
-            self._client = client
-            self._collection = self._get_or_create(client)
+        self._backend.connect(self._other_writer)
         lock = self._write_lock
         # A store another process is writing is left to that process to repair.
         if (
@@ -801,51 +715,10 @@ class PageStore:
                 self._recover()
             finally:
                 lock.release()
-        return self._collection
 
     # -- crash recovery --------------------------------------------------------------------------
 
-    def _check_database_file(self) -> None:
-        """Refuse a ``chroma.sqlite3`` that is not an SQLite file before Chroma opens it.
-
-        (Chroma cannot open a folder again in the same process after failing on it once.)
-        """
-        if self._path is None:
-            return
-        db = self._path / "chroma.sqlite3"
-        try:
-            with open(db, "rb") as f:
-                header = f.read(16)
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            raise StoreError(f"store {self.location}: cannot read its database {db}: {e}") from e
-        if header and header != b"SQLite format 3\x00":
-            reason = "file is not a database: " + (
-                "all zero bytes" if not header.strip(b"\0") else "no SQLite header"
-            )
-            raise DamagedStoreError(
-                f"store {self.location} is damaged: its database {db} cannot be read ({reason}). "
-                + StoreHealth(self.location, database_error=reason).advice(str(self._path))
-            )
-
-    @contextmanager
-    def _damaged_database(self) -> Iterator[None]:
-        """Turn "not a database" / "malformed" from opening an embedded store into DamagedStoreError."""
-        try:
-            yield
-        except StoreError as e:
-            text = str(e)
-            corrupt = ("not a database", "malformed", "(code: 11)", "(code: 26)")
-            if self._path is None or isinstance(e, DamagedStoreError) or not any(c in text for c in corrupt):
-                raise
-            raise DamagedStoreError(
-                f"store {self.location} is damaged: its database {self._path / 'chroma.sqlite3'} cannot "
-                f"be read ({e.__cause__ or e}). "
-                + StoreHealth(self.location, database_error=text).advice(str(self._path))
-            ) from e
-
-    def _verify(self, col: Any) -> None:
+    def _verify(self) -> None:
         """Cheap agreement check of an embedded store on open: an empty database beside page images
         or token matrices written for another database is a lost database, not an empty store.
 
@@ -854,14 +727,14 @@ class PageStore:
         """
         if self._path is None:
             return
-        with self._chroma("counting pages"):
-            if col.count() > 0:
+        with self._call("counting pages"):
+            if self._backend.count() > 0:
                 return
         jdir = self._path / _journal.JOURNAL_DIR
         if jdir.is_dir() and any(p.suffix == ".json" for p in jdir.iterdir()):
             return  # a write in progress (another process) or to be repaired: not a lost database
         images = next(self._image_files(), None)
-        tokens = _token_owner_mismatch(self._path / "tokens", str(col.id))
+        tokens = _token_owner_mismatch(self._path / "tokens", self._backend.identity())
         if images is None and tokens is None:
             return
         what = (
@@ -904,10 +777,11 @@ class PageStore:
             return
         intents = _journal.pending(self._path)
         if intents:
-            col = self._collection if self._collection is not None else self._open()
+            if not self._backend.connected:
+                self._open()
             for intent in intents:
                 action = f"repairing an interrupted write ({intent.action})"
-                self._delete_records(col, list(intent.ids), list(intent.images), action)
+                self._delete_records(list(intent.ids), list(intent.images), action)
                 _journal.finish(intent.path)
                 logger.warning(
                     "store %s: finished an interrupted write (%s): removed %d records and their images",
@@ -949,45 +823,31 @@ class PageStore:
         except OSError as e:
             raise StoreError(f"store {self.location}: could not write its journal: {e}") from e
 
-    def _current(self) -> tuple[Any, dict[str, Any]]:
-        """The collection and its metadata as they are now.
+    def _current(self) -> dict[str, Any]:
+        """The collection's metadata as it is now.
 
         A handle caches the collection when it opens; another handle, process or server client may
         have recorded the embedder (or replaced the collection) since.
         """
         with self._lock:
-            col = self._open()
-            with self._chroma("reading the collection"):
-                fresh = self._get_or_create(self._client)
-            if fresh.id != col.id:  # deleted and created again by another handle
-                self._collection = col = fresh
-            return col, dict(fresh.metadata or {})
+            backend = self._open()
+            with self._call("reading the collection"):
+                return backend.read_metadata()
 
-    def _get_or_create(self, client: Any) -> Any:
-        col = client.get_or_create_collection(
-            self._collection_name, configuration={"hnsw": dict(_HNSW)}, embedding_function=None
-        )
-        space = ((col.configuration or {}).get("hnsw") or {}).get("space")
-        if space not in (None, "cosine"):
-            raise StoreError(
-                f"collection {self._collection_name!r} in {self.location} uses {space!r} distance; "
-                "pagesight needs cosine. Use another collection name."
-            )
-        return col
-
-    def _prepare_write(self, embedder: EmbedderInfo, extra: dict[str, Any] | None = None) -> Any:
+    def _prepare_write(self, embedder: EmbedderInfo, extra: dict[str, Any] | None = None) -> None:
         """Check ``embedder`` (and ``extra`` keys) against the store; record them if it is empty."""
         extra = extra or {}
-        col, current = self._current()
-        with self._chroma("reading the collection"):
-            count = col.count()
+        current = self._current()
+        backend = self._backend
+        with self._call("reading the collection"):
+            count = backend.count()
             recorded = _decode_embedder(current)
             recorded_extra = {k: current.get(k) for k in extra}
             if count > 0:
                 if recorded is None:
                     raise StoreError(
-                        f"collection {self._collection_name!r} in {self.location} holds {count} records "
-                        "that pagesight did not write. Use another collection name or --store folder."
+                        f"store {self.location} holds {count} records that pagesight did not write. "
+                        "Use another collection name or --store folder."
                     )
                 self._check_embedder(recorded, embedder, "write")
                 if recorded_extra != extra:
@@ -995,22 +855,16 @@ class PageStore:
                         f"store {self.location} records {recorded_extra}; refusing to write with {extra}. "
                         "Use a new --store folder or the original settings."
                     )
-                return col
+                return
             if recorded == embedder and recorded_extra == extra:
-                return col
+                return
             if recorded is not None and recorded != embedder:
                 # Empty but fixed to another embedder (Chroma keeps a collection's dimension after the
                 # last record is deleted): start afresh.
-                self._client.delete_collection(self._collection_name)
-                col = self._collection = self._get_or_create(self._client)
-                current = dict(col.metadata or {})
-            meta = {
-                k: v
-                for k, v in current.items()
-                if not k.startswith("hnsw:") and not (extra and k.startswith("pagesight:"))
-            }
-            col.modify(metadata={**meta, **_encode_embedder(embedder), **extra})
-        return col
+                backend.reset()
+                current = backend.read_metadata(fresh=False)
+            meta = {k: v for k, v in current.items() if not (extra and k.startswith("pagesight:"))}
+            backend.write_metadata({**meta, **_encode_embedder(embedder), **extra})
 
     def _check_embedder(self, recorded: EmbedderInfo | None, given: EmbedderInfo, action: str) -> None:
         if recorded is not None and recorded != given:
@@ -1022,23 +876,21 @@ class PageStore:
     # -- writing helpers -------------------------------------------------------------------------
 
     def _batch_size(self) -> int:
-        """Records per Chroma call: the client's limit (asked once), capped by ``max_batch_size``."""
+        """Records per backend call: the backend's limit (asked once), capped by ``max_batch_size``."""
         with self._lock:
-            self._open()
-            if self._client_batch_limit is None:
-                with self._chroma("reading the batch size"):
-                    self._client_batch_limit = int(self._client.get_max_batch_size())
-            limit = self._client_batch_limit
+            backend = self._open()
+            with self._call("reading the batch size"):
+                limit = backend.max_batch_size()
         if self.max_batch_size is not None:
             limit = min(limit, self.max_batch_size)
         return max(1, limit)
 
-    def _existing_ids(self, col: Any, ids: list[str]) -> set[str]:
+    def _existing_ids(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
         step = self._batch_size()
         for start in range(0, len(ids), step):
-            with self._chroma("reading existing pages"):
-                found.update(col.get(ids=ids[start : start + step], include=[])["ids"])
+            with self._call("reading existing pages"):
+                found.update(id_ for id_, _, _ in self._backend.get(ids[start : start + step], include=()))
         return found
 
     def _place_images(self, pages: Sequence[Page], placed: list[tuple[Path, Path, bool]]) -> list[str]:
@@ -1075,11 +927,11 @@ class PageStore:
             rels.append(rel)
         return rels
 
-    def _rollback(self, col: Any, new_ids: list[str], placed: list[tuple[Path, Path, bool]]) -> None:
+    def _rollback(self, new_ids: list[str], placed: list[tuple[Path, Path, bool]]) -> None:
         step = self._batch_size_or(len(new_ids))
         for start in range(0, len(new_ids), step):
             try:
-                col.delete(ids=new_ids[start : start + step])
+                self._backend.delete(new_ids[start : start + step])
             except Exception as e:
                 logger.error("rollback in %s could not delete %d records: %s", self.location, len(new_ids), e)
         for _, stored, created in placed:
@@ -1098,9 +950,7 @@ class PageStore:
         except PagesightError:
             return max(1, fallback)
 
-    def _delete_where(
-        self, col: Any, source: str, *, keep_hash: str | None, replace: Path | None = None
-    ) -> int:
+    def _delete_where(self, source: str, *, keep_hash: str | None, replace: Path | None = None) -> int:
         """Delete pages of ``source`` (except those with ``keep_hash``) and their images.
 
         ``replace``: the journal file of the write this delete completes (swapped for the delete's).
@@ -1110,12 +960,10 @@ class PageStore:
             for id_, _, meta in self._scan(source, include=["metadatas"])
             if keep_hash is None or meta.get("content_hash") != keep_hash
         ]
-        self._remove(col, doomed, f"deleting pages of {source}", replace)
+        self._remove(doomed, f"deleting pages of {source}", replace)
         return len(doomed)
 
-    def _remove(
-        self, col: Any, doomed: list[tuple[str, dict[str, Any]]], action: str, replace: Path | None
-    ) -> None:
+    def _remove(self, doomed: list[tuple[str, dict[str, Any]]], action: str, replace: Path | None) -> None:
         """Journal, then delete records, then their images; then close the journal entry."""
         ids = [id_ for id_, _ in doomed]
         images = [
@@ -1124,16 +972,16 @@ class PageStore:
             if meta and meta.get("image") and self._stored_image(meta["image"], f"image of record {id_!r}")
         ]
         intent = self._intent(action, ids, images, replace=replace)
-        self._delete_records(col, ids, images, action)
+        self._delete_records(ids, images, action)
         if intent is not None:
             _journal.finish(intent)
 
-    def _delete_records(self, col: Any, ids: list[str], images: list[str], action: str) -> None:
-        """Delete records in batches the client accepts, then their image files (both idempotent)."""
+    def _delete_records(self, ids: list[str], images: list[str], action: str) -> None:
+        """Delete records in batches the backend accepts, then their image files (both idempotent)."""
         step = self._batch_size()
         for start in range(0, len(ids), step):
-            with self._chroma(action):
-                col.delete(ids=ids[start : start + step])
+            with self._call(action):
+                self._backend.delete(ids[start : start + step])
         for rel in images:
             path = self._stored_image(rel, "image to delete")
             if path is not None:
@@ -1141,27 +989,24 @@ class PageStore:
 
     # -- reading helpers -------------------------------------------------------------------------
 
-    def _scan(self, source: str | None, *, include: list[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    def _scan(self, source: str | None, *, include: Sequence[str]) -> Iterator[Row]:
         """Yield (id, document, metadata) of every record (of ``source``), a batch at a time."""
         if source is not None and not is_storable_name(source):
             return  # never stored: documents.source_name refuses names that are not valid UTF-8
         with self._lock:
-            col = self._open()
+            backend = self._open()
         step = self._batch_size()
         offset = 0
         while True:
-            with self._chroma("listing pages"):
-                res = col.get(
-                    where={"source": source} if source is not None else None,
+            with self._call("listing pages"):
+                rows = backend.scan(
+                    {"source": source} if source is not None else None,
                     limit=step,
                     offset=offset,
                     include=include,
                 )
-            ids = res["ids"]
-            docs = res.get("documents") or [""] * len(ids)
-            metas = res.get("metadatas") or [{}] * len(ids)
-            yield from zip(ids, docs, metas, strict=True)
-            if len(ids) < step:
+            yield from rows
+            if len(rows) < step:
                 return
             offset += step
 
@@ -1199,7 +1044,7 @@ class PageStore:
             height=_meta_int(meta, "height"),
             content_hash=str(meta.get("content_hash", "")),
             score=score,
-            text_source=str(meta.get("text_source", "layer")),
+            text_source=as_text_source(meta.get("text_source")),
         )
 
     def _stored_image(self, rel: object, what: str) -> Path | None:
@@ -1209,34 +1054,9 @@ class PageStore:
             self._refused.add(repr(rel))
         return path
 
-    @contextmanager
-    def _chroma(self, action: str) -> Iterator[None]:
-        """Turn Chroma's and the transport's exceptions into :class:`StoreError`."""
-        try:
-            yield
-        except PagesightError:
-            raise
-        except Exception as e:
-            if not _is_backend_error(e):
-                raise
-            status = _auth_status(e)
-            if status is not None:
-                raise StoreAuthenticationError(
-                    f"store {self.location}: {action} failed: authentication failed (HTTP {status}); the "
-                    "server wants credentials: pass --chroma-header 'Authorization: Bearer TOKEN' (or "
-                    "X-Chroma-Token, as the server expects), $PAGESIGHT_CHROMA_HEADERS, or headers= in Python"
-                ) from e
-            writer = self._other_writer()
-            if writer is not None:
-                # Chroma's embedded mode keeps each process's vector index in memory and flushes it
-                # now and then: another process reading mid-write can find it incomplete on disk.
-                raise StoreError(
-                    f"store {self.location}: {action} failed while another process (pid {writer}) is "
-                    "writing the store; an embedded store's index is not shared between processes. Try "
-                    "again when it is done, or use a Chroma server (`chroma run`, then --store "
-                    f"http://HOST:PORT) to read while writing ({type(e).__name__}: {e})"
-                ) from e
-            raise StoreError(f"store {self.location}: {action} failed: {type(e).__name__}: {e}") from e
+    def _call(self, action: str) -> AbstractContextManager[None]:
+        """Turn the backend's exceptions in the block into :class:`StoreError` naming ``action``."""
+        return self._backend.errors(action, self._other_writer)
 
     def _other_writer(self) -> int | str | None:
         """The pid (or ``"unknown"``) of another process holding the write lock; ``None`` if none does."""
@@ -1253,18 +1073,6 @@ class PageStore:
 
 
 # -- module helpers --------------------------------------------------------------------------------
-
-
-def _is_backend_error(e: Exception) -> bool:
-    """Whether ``e`` comes from Chroma, its Rust bindings, its HTTP transport or the filesystem."""
-    module = type(e).__module__ or ""
-    if module.startswith(("chromadb", "httpx", "httpcore")):
-        return True
-    if _auth_status(e) is not None or type(e.__context__).__module__.startswith("httpx"):
-        return True  # chromadb's bare Exception(response text) for an HTTP error it cannot parse
-    # The Rust bindings and client-side validation raise builtins (ValueError, TypeError,
-    # UnicodeEncodeError); sqlite and the network raise OSError subclasses.
-    return isinstance(e, ValueError | TypeError | OSError)
 
 
 def _check_extra_metadata(extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -1303,7 +1111,7 @@ def _token_owner_mismatch(folder: Path, collection_id: str) -> int | None:
     """
     if not (folder / "index.sqlite3").is_file():
         return None
-    from pagesight.retrieval.token_store import inspect_token_folder
+    from pagesight.retrieval.store.tokens import inspect_token_folder
 
     report = inspect_token_folder(folder)
     if report.error is None and report.ids and report.owner is not None and report.owner != collection_id:
@@ -1320,113 +1128,6 @@ def _staging_abandoned(folder: Path) -> bool:
         return time.time() - folder.stat().st_mtime > 86400
     except OSError:
         return False
-
-
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # tenant and database names (also folders)
-
-
-@dataclass(frozen=True)
-class _Server:
-    """Where a server store connects and with what; ``repr`` never shows header values."""
-
-    url: str  # without userinfo: safe to show
-    host: str
-    port: int
-    ssl: bool
-    headers: Mapping[str, str] = field(repr=False)
-    tenant: str | None
-    database: str | None
-
-    @property
-    def folder(self) -> str:
-        """Relative folder of this server's local images and tokens (per tenant and database)."""
-        base = f"{self.host}-{self.port}"
-        if self.tenant is None and self.database is None:
-            return base  # the folder stores had before tenants and databases were options
-        return f"{base}/{self.tenant or 'default_tenant'}/{self.database or 'default_database'}"
-
-    def client(self, chromadb: Any, settings: Any) -> Any:
-        """A ``chromadb.HttpClient`` for this server."""
-        from chromadb.config import DEFAULT_DATABASE, DEFAULT_TENANT
-
-        return chromadb.HttpClient(
-            host=self.host,
-            port=self.port,
-            ssl=self.ssl,
-            headers=dict(self.headers) or None,
-            settings=settings,
-            tenant=self.tenant or DEFAULT_TENANT,
-            database=self.database or DEFAULT_DATABASE,
-        )
-
-
-def _server_options(
-    url: str, headers: Mapping[str, str] | None, tenant: str | None, database: str | None
-) -> _Server:
-    """Check a server store's URL, headers, tenant and database (raising ConfigurationError)."""
-    host, port, ssl = _parse_url(url)
-    parts = urlsplit(url)
-    sent: dict[str, str] = {}
-    if parts.username is not None or parts.password is not None:
-        import base64
-
-        pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
-        sent["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2])
-        url = shown.geturl()
-    for name, value in (headers or {}).items():
-        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-            raise ConfigurationError(f"`headers`: {name!r} is not a valid HTTP header name")
-        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
-            # the value is a secret: name the header, never show the value
-            raise ConfigurationError(f"`headers`: the value of {name} must be a one-line string")
-        sent = {k: v for k, v in sent.items() if k.lower() != name.lower()}
-        sent[name] = value
-    for what, name_given in (("tenant", tenant), ("database", database)):
-        if name_given is not None and not (isinstance(name_given, str) and _NAME.fullmatch(name_given)):
-            raise ConfigurationError(
-                f"`{what}` must be 1-128 letters, digits, '_', '.' or '-' (not starting with one of "
-                f"the last three), got {name_given!r}"
-            )
-    return _Server(url, host, port, ssl, sent, tenant, database)
-
-
-def _auth_status(e: BaseException) -> int | None:
-    """The HTTP status (401, 403, 407) when ``e`` says the server refused the credentials."""
-    name = type(e).__name__
-    if type(e).__module__.startswith("chromadb") and name in ("AuthorizationError", "ChromaAuthError"):
-        return 401 if name == "AuthorizationError" else 403
-    # chromadb raises a bare Exception(response text) for an HTTP error it cannot parse (a proxy's
-    # 401 page) inside the handler of httpx's HTTPStatusError, and may re-raise that as a
-    # ValueError: the status is down the exception's context chain.
-    cause: BaseException | None = e
-    for _ in range(5):
-        if cause is None:
-            break
-        status = getattr(getattr(cause, "response", None), "status_code", None)
-        if type(cause).__name__ == "HTTPStatusError" and status in (401, 403, 407):
-            return int(status)
-        cause = cause.__cause__ or cause.__context__
-    return None
-
-
-def _parse_url(url: str) -> tuple[str, int, bool]:
-    parts = urlsplit(url)
-    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no password in messages
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"`url` must look like http://host:port, got {shown!r}")
-    try:
-        port = parts.port
-    except ValueError as e:
-        raise ConfigurationError(f"`url` has an invalid port: {shown!r}") from e
-    ssl = parts.scheme == "https"
-    return parts.hostname, port or (443 if ssl else 8000), ssl
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "pagesight"
 
 
 def _encode_embedder(info: EmbedderInfo) -> dict[str, str | int]:
@@ -1446,7 +1147,7 @@ def _decode_embedder(meta: dict[str, Any] | None) -> EmbedderInfo | None:
         model=str(meta[_MODEL_KEY]),
         revision=str(meta[_REVISION_KEY]) or None,
         dimensions=int(meta[_DIMENSIONS_KEY]),
-        kind=str(meta[_KIND_KEY]),
+        kind=as_kind(meta[_KIND_KEY]),
     )
 
 
@@ -1465,9 +1166,7 @@ def _page_metadata(page: Page, image_rel: str, source_pages: int) -> dict[str, s
     }
 
 
-def _check_pages_and_vectors(
-    pages: Sequence[Page], embeddings: np.ndarray, embedder: EmbedderInfo
-) -> np.ndarray:
+def check_pages(pages: Sequence[Page], embeddings: np.ndarray, embedder: EmbedderInfo) -> np.ndarray:
     """Validate one source's pages and vectors; return the vectors as float32."""
     source, content_hash = pages[0].source, pages[0].content_hash
     seen: set[int] = set()
