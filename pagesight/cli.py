@@ -56,6 +56,32 @@ def _err(msg: str) -> None:
     _out(msg, err=True)
 
 
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: a whole number of at least 1 (``-k 0``, ``-k -3``: usage errors, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _store_location(text: str) -> str:
+    """An ``argparse`` type for ``--store``: a URL, or a path that is not an existing regular file."""
+    if "://" not in text and Path(text).is_file():
+        raise argparse.ArgumentTypeError(
+            f"{text} is a file, not a store folder; give a folder (new or existing) or http://host:port"
+        )
+    return text
+
+
+def _failure_line(source: str, error: str | None) -> str:
+    """``source: error``, naming ``source`` once when ``error`` already starts with it."""
+    text = error or "failed"
+    return text if text.startswith(f"{source}:") else f"{source}: {text}"
+
+
 def _text_arg(text: str, what: str) -> str:
     """``text`` from argv with bytes that are not UTF-8 (lone surrogates) replaced by U+FFFD."""
     clean = valid_utf8(text)
@@ -101,6 +127,7 @@ class _Parser(argparse.ArgumentParser):
 def _store_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--store",
+        type=_store_location,
         default=os.environ.get("PAGESIGHT_STORE", DEFAULT_STORE),
         help="store folder, or http://host:port of a Chroma server "
         f"(default: $PAGESIGHT_STORE or {DEFAULT_STORE})",
@@ -208,7 +235,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     def show(r: SourceResult) -> None:
         if r.status == "failed":
-            _err(f"  failed     {r.source}: {r.error}")
+            _err(f"  FAILED {_failure_line(r.source, r.error)}")
         else:
             _err(f"  {r.status:<10} {r.source} ({r.pages} pages)")
         for w in r.warnings:
@@ -231,10 +258,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         **loader_opts,
     )
     if not report.results:
-        _err("pagesight: no supported files found in the given sources (.pdf, .png, .jpg, .tif, .webp)")
+        from pagesight.documents.sources import SUPPORTED_EXTENSIONS
+
+        kinds = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        _err(f"pagesight: no supported files found in the given sources ({kinds})")
         return 1
-    for line in report.summary().splitlines():
-        _err(line)
+    _err(report.summary().splitlines()[0])  # the counts: each failure was shown as it happened
     return 0 if report.ok else 1
 
 
@@ -509,12 +538,24 @@ def _generator_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=None, help="ollama/hf generators: longest answer")
 
 
+_MODE_HELP = (
+    "hybrid: embeddings fused with BM25 keywords; dense: embeddings only; bm25: keywords only "
+    "(default: %(default)s)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pagesight import __version__
 
     parser = _Parser(prog="pagesight", description="Index, search and question PDFs, web pages and images.")
     parser.add_argument("--version", action="version", version=f"pagesight {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more logging: -v info, -vv debug (default: warnings only)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="index files, folders and URLs")
@@ -586,10 +627,15 @@ def build_parser() -> argparse.ArgumentParser:
         ("ask", cmd_ask, "question", "answer a question from the indexed pages, with citations"),
     ):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument(arg)
+        p.add_argument(arg, help=f"the {arg} (quote it when it has spaces)")
         _store_arg(p)
-        p.add_argument("-k", type=int, default=5 if name == "ask" else 10, help="pages to retrieve")
-        p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+        p.add_argument(
+            "-k",
+            type=positive_int,
+            default=5 if name == "ask" else 10,
+            help="pages to retrieve, at least 1 (default: %(default)s)",
+        )
+        p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid", help=_MODE_HELP)
         _late_search_args(p)
         p.add_argument("--json", action="store_true", help="print JSON")
         if name == "ask":
@@ -602,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sources)
 
     p = sub.add_parser("delete", help="remove sources from the store")
-    p.add_argument("sources", nargs="+")
+    p.add_argument("sources", nargs="+", help="sources to remove, as `pagesight sources` lists them")
     _store_arg(p)
     p.set_defaults(func=cmd_delete)
 
@@ -627,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--queries", required=True, type=Path, help='JSONL: {"qid", "query", "relevant": ["file#page"]}'
     )
-    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid", help=_MODE_HELP)
     p.add_argument("--compare", action="store_true", help="evaluate dense, bm25 and hybrid")
     _late_search_args(p)
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -492,6 +492,12 @@ class Index:
         from pagesight.pipelines.ingest import ingest
 
         given = [sources] if isinstance(sources, (str, Path)) else list(sources)
+        missing = self._all_missing(given)
+        if missing is not None:  # nothing to index: do not create an empty store folder
+            for result in missing.results:
+                if on_result is not None:
+                    on_result(result)
+            return missing
         if self._plan is None and self._encoder is None and self.store.embedder is None:
             raise EmptyStoreError(
                 f"store {self.location} has no embedder yet: add documents through "
@@ -507,6 +513,33 @@ class Index:
             **loader_options,
         )
         self.refresh()
+        return report
+
+    def _all_missing(self, given: list[str | Path]) -> IngestReport | None:
+        """The failed report when the store folder is new and every source is a missing local path.
+
+        ``None`` otherwise (then :meth:`add` opens, or creates, the store as usual).
+        """
+        import os
+
+        from pagesight.documents._common import printable_name
+        from pagesight.errors import SourceNotFoundError
+        from pagesight.pipelines.ingest import IngestReport, SourceResult
+        from pagesight.pipelines.stores import is_store_url
+
+        if not given or self._store is not None or is_store_url(str(self._where)):
+            return None
+        if Path(self._where).exists():
+            return None
+        names = [os.fsdecode(s) for s in given]
+        if any("://" in name or Path(name).exists() for name in names):
+            return None
+        report = IngestReport()
+        for name in names:
+            error = SourceNotFoundError(
+                printable_name(name), "no such file or folder; check the path (or the link)"
+            )
+            report.results.append(SourceResult(name, "failed", error=str(error)))
         return report
 
     def delete(self, source: str | Path) -> int:

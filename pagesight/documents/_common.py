@@ -3,6 +3,7 @@ folders, atomic writes, text clean-up."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import math
@@ -246,10 +247,31 @@ def check_file(path: str | os.PathLike[str], source: str) -> Path:
     return p
 
 
+_TEMP_IMAGE_DIRS: list[Path] = []  # the pagesight-pages-* folders this process made; removed at exit
+
+
+def _remove_temp_image_dirs() -> None:
+    import shutil
+
+    while _TEMP_IMAGE_DIRS:
+        shutil.rmtree(_TEMP_IMAGE_DIRS.pop(), ignore_errors=True)
+
+
+atexit.register(_remove_temp_image_dirs)
+
+
 def staging_dir(image_dir: str | os.PathLike[str] | None) -> Path:
-    """Return the folder page images go to, creating it; ``None`` makes a fresh temporary folder."""
+    """Return the folder page images go to, creating it; ``None`` makes a fresh temporary folder.
+
+    A temporary folder (``pagesight-pages-*`` in the system temp folder) lives as long as the
+    process, so the ``Page.image`` paths of pages already handed out stay readable however long the
+    caller keeps them; it is removed when the interpreter exits (not after ``SIGKILL`` or
+    ``os._exit``). Pass ``image_dir`` to keep the images, or to remove them sooner.
+    """
     if image_dir is None:
-        return Path(tempfile.mkdtemp(prefix="pagesight-pages-"))
+        folder = Path(tempfile.mkdtemp(prefix="pagesight-pages-"))
+        _TEMP_IMAGE_DIRS.append(folder)
+        return folder
     p = Path(image_dir)
     p.mkdir(parents=True, exist_ok=True)
     return p

@@ -91,7 +91,8 @@ def load_image(
         path: a PNG, JPEG, TIFF or WebP file.
         max_pixels: refuse images (each frame) with more pixels than this, read from the header
             before decoding. Pillow's ``Image.MAX_IMAGE_PIXELS`` guard also applies.
-        image_dir: folder for the PNGs (``<content_hash[:32]>-p<N>.png``); ``None`` makes a temporary one.
+        image_dir: folder for the PNGs (``<content_hash[:32]>-p<N>.png``); ``None`` makes a temporary
+            one, removed at interpreter exit (see :func:`~pagesight.documents.load_pdf`).
         source: the name pages carry in ``Page.source``; defaults to ``str(path)``.
         max_pages: refuse a multi-page TIFF with more frames than this (read from the file before
             any frame is decoded).

@@ -131,7 +131,9 @@ def load_pdf(
             extra ``pdfium``); ``None`` picks PyMuPDF when installed, else pypdfium2.
         password: the user or owner password of an encrypted PDF.
         image_dir: folder for the page PNGs (``<content_hash[:32]>-p<N>.png``, written atomically);
-            ``None`` makes a fresh temporary folder ``pagesight-pages-*``.
+            ``None`` makes a fresh temporary folder ``pagesight-pages-*`` that stays while the
+            process runs (so the pages' ``image`` paths stay valid) and is removed at interpreter
+            exit; pass a folder to keep the PNGs, or to free the disk space sooner.
         render: ``False`` skips rendering: ``image`` is ``None`` and ``width``/``height`` are the page
             size at ``dpi``.
         source: the name pages carry in ``Page.source``; defaults to ``str(path)``.

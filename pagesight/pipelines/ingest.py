@@ -96,7 +96,10 @@ class IngestReport:
             f"{n['indexed']} source(s) indexed ({self.pages_indexed} pages), "
             f"{n['unchanged']} unchanged, {n['failed']} failed"
         ]
-        lines += [f"  FAILED {safe(r.source)}: {safe(r.error)}" for r in self.failed]
+        for r in self.failed:  # the loaders' errors start with the source's name: name it once
+            reason = r.error or "failed"
+            line = reason if reason.startswith(f"{r.source}:") else f"{r.source}: {reason}"
+            lines.append(f"  FAILED {safe(line)}")
         return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pagesight._deps import require
+from pagesight.documents.sources import SUPPORTED_EXTENSIONS
 from pagesight.errors import ConfigurationError, PagesightError
 from pagesight.pipelines.answer import source_name
 from pagesight.ui.state import (
@@ -55,7 +56,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-UPLOAD_TYPES = [".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"]
+UPLOAD_TYPES = sorted(SUPPORTED_EXTENSIONS)  # one list: what the loaders accept
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 ProgressFn = Callable[..., Any]
@@ -412,7 +413,8 @@ def launch(
         port: TCP port; 0 picks a free one.
         block: serve until interrupted (Ctrl+C); ``False`` returns at once, serving in a thread
             (stop with ``demo.close()``).
-        quiet: do not print the URL.
+        quiet: do not print the URL. Gradio's own start-up lines (and its "set `share=True`"
+            hint, which does not apply: pagesight never opens a public tunnel) are never printed.
         auth: ``(user, password)`` pairs allowed to log in (Gradio's login page); ``None`` or
             empty: no authentication, anyone who reaches the address can use the app.
 
@@ -430,7 +432,7 @@ def launch(
             share=False,
             auth=[tuple(pair) for pair in auth] if auth else None,
             prevent_thread_lock=True,
-            quiet=quiet,
+            quiet=True,  # not Gradio's lines: they suggest share=True, a public tunnel
             allowed_paths=allowed,
             max_file_size=app.max_upload_bytes if app is not None else None,
             footer_links=["gradio", "settings"],
@@ -443,6 +445,8 @@ def launch(
         raise ConfigurationError(
             f"cannot serve on {host}:{port}: {reason}; choose another --port, or --port 0 for any free port"
         ) from e
+    if not quiet:
+        print(f"* Running on local URL:  {url}", flush=True)  # the caller asked for it (quiet=False)
     if block:
         demo.block_thread()
     return str(url)

@@ -124,7 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``serve`` command to the ``pagesight`` parser's subparsers."""
-    from pagesight.cli import _store_arg, add_generator_args, add_limit_args, trust_arg
+    from pagesight.cli import _store_arg, add_generator_args, add_limit_args, positive_int, trust_arg
     from pagesight.ui.state import DEFAULT_MAX_UPLOAD_BYTES
 
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -145,7 +145,7 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--reranker", default=None, help="rerank the retrieved pages with this model; 'none': no reranker"
     )
-    p.add_argument("-k", type=int, default=5, help="pages retrieved per question (default: 5)")
+    p.add_argument("-k", type=positive_int, default=5, help="pages retrieved per question (default: 5)")
     p.add_argument(
         "--auth",
         action="append",

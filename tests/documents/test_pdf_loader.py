@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -345,3 +346,32 @@ def test_normalize_text() -> None:
 
     raw = "  ﬁrst   line\r\nsoft\u00adware\tthing\r\n\r\n\r\n\r\nnext\x00 para  "
     assert normalize_text(raw) == "first line\nsoftware thing\n\nnext para"
+
+
+def test_temporary_page_folders_stay_while_running_and_are_gone_after(tmp_path: Path) -> None:
+    """Without image_dir the PNGs stay readable for the whole run and nothing is left afterwards."""
+    import subprocess
+
+    pdf = tmp_path / "two.pdf"
+    pdf.write_bytes(pdf_bytes(["first page", "second page"]))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    script = (
+        "import gc, sys\n"
+        "from pagesight.documents import load_pdf, load_source\n"
+        "pages = list(load_pdf(sys.argv[1], ocr='never'))\n"
+        "first = next(load_source(sys.argv[1], ocr='never'))  # a generator left unfinished\n"
+        "gc.collect()\n"
+        "for p in [*pages, first]:\n"
+        "    assert p.image is not None and p.image.stat().st_size > 0, p\n"
+        "    print(p.image)\n"
+    )
+    env = {**os.environ, "TMPDIR": str(temp)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(pdf)], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    images = [Path(line) for line in done.stdout.splitlines()]
+    assert len(images) == 3 and all(p.parent.parent == temp for p in images), images
+    assert all(p.parent.name.startswith("pagesight-pages-") for p in images)
+    assert list(temp.glob("pagesight-*")) == []  # (PyMuPDF leaves a .ses file of its own there)

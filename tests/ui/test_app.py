@@ -371,3 +371,19 @@ def test_serve_passes_the_limit_flags_on(monkeypatch):
     assert loader_limits(args) == {"max_pages": 3, "max_bytes": 1000, "allow_private": True}
     with pytest.raises(ConfigurationError, match="--max-pixels must be at least 1"):
         loader_limits(parser.parse_args(["serve", "--max-pixels", "0"]))
+
+
+@pytest.mark.enable_socket
+def test_launch_prints_the_url_but_not_gradios_share_hint(tmp_path, capfd):
+    from pagesight.ui.app import build_app, launch
+
+    demo = build_app(tmp_path / "store")
+    capfd.readouterr()
+    url = launch(demo, "127.0.0.1", 0, block=False)
+    try:
+        out, err = capfd.readouterr()
+    finally:
+        demo.close()
+    assert url.startswith("http://127.0.0.1:")
+    assert url in out
+    assert "share=True" not in out + err and "public link" not in out + err

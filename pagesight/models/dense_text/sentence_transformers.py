@@ -165,15 +165,24 @@ class SentenceTransformerBackend(ModelBackend):
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` under the model's tokenizer, special tokens excluded."""
-        return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
+        model = self.model
+        assert self._loaded is not None
+        # under the model's lock: a fast tokenizer called while another thread's encode() has set
+        # its padding/truncation fails ("Unable to create tensor ... excessive nesting")
+        with self._loaded.lock:
+            return len(model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def window_budget(self, prefix: str) -> int:
         """Tokens of text that fit one window once the special tokens and ``prefix`` are added."""
         tok = self.model.tokenizer
+        assert self._loaded is not None
         specials = (
             int(tok.num_special_tokens_to_add(pair=False)) if hasattr(tok, "num_special_tokens_to_add") else 2
         )
-        prefix_tokens = len(tok(prefix, add_special_tokens=False)["input_ids"]) if prefix else 0
+        if not prefix:
+            return self.max_length - specials
+        with self._loaded.lock:
+            prefix_tokens = len(tok(prefix, add_special_tokens=False)["input_ids"])
         return self.max_length - specials - prefix_tokens
 
     def embed(self, texts: Sequence[str], prefix: str, overlap: int) -> np.ndarray:
