@@ -154,7 +154,7 @@ pre-signed links. ``key`` is not among them: too many sites use it for something
 _SPLIT_AUTHORITY = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)(.*)\Z", re.DOTALL)
 
 
-def _strip_userinfo(url: str) -> str:
+def strip_userinfo(url: str) -> str:
     """``url`` without the ``user:password@`` part of its authority (everything up to the last ``@``)."""
     m = _SPLIT_AUTHORITY.match(url)
     if m is None or "@" not in m.group(2):
@@ -205,7 +205,7 @@ def redact_url(url: str) -> str:
     if _misplaced_userinfo(url):  # the password runs past the host part: hide up to the last @
         scheme, _, rest = url.partition("://")
         return redact_url(f"{scheme}://{rest.rpartition('@')[2]}").replace("://", "://***@", 1)
-    stripped = _strip_userinfo(url)
+    stripped = strip_userinfo(url)
     m = _SPLIT_AUTHORITY.match(stripped)
     if m is None:
         return url
@@ -218,7 +218,7 @@ def redact_url(url: str) -> str:
     return m.group(1) + m.group(2) + path + qmark + query + hash_ + fragment
 
 
-def _basic_auth(url: str) -> str | None:
+def basic_auth(url: str) -> str | None:
     """The ``Authorization: Basic`` value for the credentials written in ``url``, if any."""
     m = _SPLIT_AUTHORITY.match(url)
     if m is None or "@" not in m.group(2):
@@ -537,10 +537,10 @@ def fetch_url(
         "Accept-Encoding": accept_encoding(),
     }
     extra = {k: v for k, v in (headers or {}).items() if k.lower() != "host"}
-    basic = _basic_auth(url)
+    basic = basic_auth(url)
     if basic is not None and not any(k.lower() == "authorization" for k in extra):
         extra["Authorization"] = basic  # a sensitive header: sent to the first URL's origin only
-    start = _strip_userinfo(url)
+    start = strip_userinfo(url)
     clock = _Deadline(name, deadline, timeout)
     first = _parse(name, start)
     home = _origin(first)
@@ -585,7 +585,7 @@ def fetch_url(
                             raise httpx.TooManyRedirects("too many redirects", request=response.request)
                         redirects += 1
                         # credentials a server puts in Location are not used (nor shown)
-                        hop = _parse(name, _strip_userinfo(urljoin(str(hop), location)))
+                        hop = _parse(name, strip_userinfo(urljoin(str(hop), location)))
                         continue
                     if not 200 <= response.status_code < 300:
                         raise URLFetchError(name, _status_message(response))

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -457,15 +457,13 @@ def _server_options(
 ) -> _Server:
     """Check a server store's URL, headers, tenant and database (raising ConfigurationError)."""
     host, port, ssl = _parse_url(url)
-    parts = urlsplit(url)
-    sent: dict[str, str] = {}
-    if parts.username is not None or parts.password is not None:
-        import base64
+    from pagesight.documents.url import basic_auth, strip_userinfo
 
-        pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
-        sent["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2])
-        url = shown.geturl()
+    sent: dict[str, str] = {}
+    auth = basic_auth(url)
+    if auth is not None:
+        sent["Authorization"] = auth
+    url = strip_userinfo(url)  # shown and named in errors without user:password
     for name, value in (headers or {}).items():
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
             raise ConfigurationError(f"`headers`: {name!r} is not a valid HTTP header name")
