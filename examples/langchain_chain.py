@@ -19,8 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from langchain_ollama import ChatOllama
-from ollama import ResponseError
+
+try:
+    from langchain_ollama import ChatOllama
+    from ollama import ResponseError
+except ImportError as e:  # not in the core install: say which extra brings it
+    sys.exit(
+        f"{Path(__file__).name} needs {e.name or 'langchain-ollama'}: "
+        'pip install "pagesight[examples]" (or: pip install langchain-ollama)'
+    )
 
 from pagesight import Index
 from pagesight.pipelines import build_langchain_chain

@@ -19,8 +19,15 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from llama_index.llms.ollama import Ollama
-from ollama import ResponseError
+
+try:
+    from llama_index.llms.ollama import Ollama
+    from ollama import ResponseError
+except ImportError as e:  # not in the core install: say which extra brings it
+    sys.exit(
+        f"{Path(__file__).name} needs {e.name or 'llama-index-llms-ollama'}: "
+        'pip install "pagesight[examples]" (or: pip install llama-index-llms-ollama)'
+    )
 
 from pagesight import Index
 from pagesight.pipelines import build_llamaindex_query_engine

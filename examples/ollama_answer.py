@@ -30,12 +30,16 @@ def main() -> int:
     ap.add_argument("--model", default="gemma3:4b", help="Ollama chat or vision model")
     ap.add_argument("--store", type=Path, default=None, help="store folder (default: a temporary one)")
     args = ap.parse_args()
+    generator = OllamaGenerator(args.model, host=os.environ.get("OLLAMA_HOST"), max_images=2)
+    try:
+        generator.check()  # server up and model pulled, else a message saying what to do, before indexing
+    except PagesightError as e:
+        print(e, file=sys.stderr)
+        return 1
     with tempfile.TemporaryDirectory() as tmp:
         index = Index.create(args.store or Path(tmp) / "store", profile="offline")
         print(index.add([HERE], show_progress=False).summary())
-        generator = OllamaGenerator(args.model, host=os.environ.get("OLLAMA_HOST"), max_images=2)
         try:
-            generator.check()  # server up and model pulled, else a message saying what to do
             reads = "page images + text" if generator.vision else "page text"
             print(f"\nQ: {args.question}\n({args.model} reads the {reads})")
             result = index.ask(

@@ -233,13 +233,17 @@ def cmd_index(args: argparse.Namespace) -> int:
         **_server_options(args),
     )
 
+    from pagesight._progress import IndexProgress
+
+    progress = IndexProgress(enabled=not args.quiet)  # one bar for the run, plain lines when piped
+
     def show(r: SourceResult) -> None:
         if r.status == "failed":
-            _err(f"  FAILED {_failure_line(r.source, r.error)}")
+            progress.line(f"  FAILED {_failure_line(r.source, r.error)}")
         else:
-            _err(f"  {r.status:<10} {r.source} ({r.pages} pages)")
+            progress.line(f"  {r.status:<10} {r.source} ({r.pages} pages)")
         for w in r.warnings:
-            _err(f"    warning: {w}")
+            progress.line(f"    warning: {w}")
 
     loader_opts: dict[str, Any] = {"dpi": args.dpi, "render": not args.no_images}
     if args.renderer:
@@ -250,13 +254,27 @@ def cmd_index(args: argparse.Namespace) -> int:
     loader_opts.update(
         ocr=args.ocr, ocr_lang=args.ocr_lang, ocr_engine=ocr_engine, ocr_figures=not args.no_ocr_figures
     )
-    report = index.add(
-        args.sources,
-        force=args.force,
-        show_progress=False if args.quiet else None,
-        on_result=show,
-        **loader_opts,
-    )
+    if args.ray is not None:
+        from pagesight.pipelines.distributed import RayExecutor
+
+        if args.ray and args.ray not in ("auto", "local") and ":" not in args.ray:
+            raise ConfigurationError(
+                f"--ray {args.ray!r} is not a Ray address (auto, HOST:PORT, ray://HOST:10001); "
+                "put the sources before --ray, or write --ray=ADDRESS"
+            )
+
+        loader_opts["executor"] = RayExecutor(address=args.ray or None, shared_dir=args.ray_shared_dir)
+    elif args.ray_shared_dir is not None:
+        raise ConfigurationError("--ray-shared-dir applies with --ray")
+    with progress:
+        report = index.add(
+            args.sources,
+            force=args.force,
+            show_progress=False,  # no per-source bars: `progress` shows the whole run
+            on_result=show,
+            on_progress=progress,
+            **loader_opts,
+        )
     if not report.results:
         from pagesight.documents.sources import SUPPORTED_EXTENSIONS
 
@@ -276,7 +294,13 @@ def _hit_json(h: Any) -> dict[str, Any]:
         "image": str(h.image) if h.image else None,
         "id": h.id,
         "text_source": getattr(h, "text_source", "layer"),
+        "page_label": getattr(h, "page_label", None),  # the printed page label, when the PDF has one
     }
+
+
+def _printed(page: int, label: str | None) -> str:
+    """`` (printed 37)`` when the page's printed label differs from its index (see ``page_reference``)."""
+    return f" (printed {label})" if label and label != str(page) else ""
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -288,7 +312,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         _out("no results")
     for i, h in enumerate(hits, 1):
         snippet = " ".join(h.text.split())[:160]
-        _out(f"{i:>2}. {h.score:.3f}  {h.source} p.{h.page}")
+        _out(f"{i:>2}. {h.score:.3f}  {h.source} p.{h.page}{_printed(h.page, h.page_label)}")
         _out(f"    {snippet}")
     return 0
 
@@ -336,7 +360,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         _out("\nSources:", multiline=True)
         for c in result.citations:
             image = f"  {c.image}" if c.image else ""
-            _out(f"  {c.source} p.{c.page}  (score {c.score:.3f}){image}")
+            _out(f"  {c.source} p.{c.page}{_printed(c.page, c.page_label)}  (score {c.score:.3f}){image}")
     if result.unmatched_citations:
         unmatched = ", ".join(result.unmatched_citations)
         _err(f"pagesight: the answer cites pages that were not retrieved: {unmatched}")
@@ -402,13 +426,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from pagesight.evaluation import evaluate, load_queries
+    from pagesight.evaluation import coverage_warning, evaluate, load_queries
     from pagesight.pipelines.answer import source_name
 
     queries = load_queries(args.queries)
     modes: list[Mode] = ["dense", "bm25", "hybrid"] if args.compare else [args.mode]
     index = _index(args)
     _ = index.encoder  # every mode, bm25 too: an empty store is refused before any search
+    missing = coverage_warning(queries, index.sources(), store=index.location)
+    if missing is not None:  # scores of pages that are not indexed can only be 0: say so first
+        _err(f"pagesight: warning: {missing}")
     table: dict[str, dict[str, float]] = {}
     for mode in modes:
         searcher = index.searcher(**_search_options(args, mode))
@@ -497,7 +524,7 @@ def trust_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _late_search_args(p: argparse.ArgumentParser) -> None:
+def _late_search_args(p: argparse.ArgumentParser, *, generator: bool = False) -> None:
     p.add_argument(
         "--exhaustive", action="store_true", help="late interaction: MaxSim over every page, not candidates"
     )
@@ -511,9 +538,9 @@ def _late_search_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rerank-candidates", type=int, default=20, help="pages the reranker re-scores (default: 20)"
     )
-    p.add_argument(
-        "--profile", default=None, help="take the reranker and remote-code consent of a profile (e.g. gpu)"
-    )
+    from pagesight.profiles import profile_option_help
+
+    p.add_argument("--profile", default=None, help=profile_option_help(generator=generator))
     trust_arg(p)
 
 
@@ -546,6 +573,10 @@ _MODE_HELP = (
 
 def build_parser() -> argparse.ArgumentParser:
     from pagesight import __version__
+    from pagesight.profiles import profiles_epilog
+
+    raw = argparse.RawDescriptionHelpFormatter  # keeps the epilog's one line per profile
+    listed: dict[str, Any] = {"epilog": profiles_epilog(), "formatter_class": raw}
 
     parser = _Parser(prog="pagesight", description="Index, search and question PDFs, web pages and images.")
     parser.add_argument("--version", action="version", version=f"pagesight {__version__}")
@@ -558,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("index", help="index files, folders and URLs")
+    p = sub.add_parser("index", help="index files, folders and URLs", **listed)
     p.add_argument("sources", nargs="+", help="PDFs, images, folders (recursive) or http(s) URLs")
     _store_arg(p)
     p.add_argument(
@@ -619,6 +650,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_limit_args(p)
     p.add_argument("--force", action="store_true", help="re-index sources that did not change")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="load and embed on Ray (pip install 'pagesight[ray]'): no ADDRESS starts a local Ray "
+        "(or joins $RAY_ADDRESS); 'auto' joins the cluster running here; HOST:PORT or ray://HEAD:10001 "
+        "another one. Put it after the sources (or write --ray=ADDRESS)",
+    )
+    p.add_argument(
+        "--ray-shared-dir",
+        default=None,
+        metavar="PATH",
+        help="with --ray on several nodes: a folder every node mounts at the same path "
+        "(page images, OCR cache)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_index)
 
@@ -626,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("search", cmd_search, "query", "find the pages that best match a query"),
         ("ask", cmd_ask, "question", "answer a question from the indexed pages, with citations"),
     ):
-        p = sub.add_parser(name, help=helptext)
+        p = sub.add_parser(name, help=helptext, **listed)
         p.add_argument(arg, help=f"the {arg} (quote it when it has spaces)")
         _store_arg(p)
         p.add_argument(
@@ -636,7 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="pages to retrieve, at least 1 (default: %(default)s)",
         )
         p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid", help=_MODE_HELP)
-        _late_search_args(p)
+        _late_search_args(p, generator=name == "ask")
         p.add_argument("--json", action="store_true", help="print JSON")
         if name == "ask":
             _generator_args(p)
@@ -668,7 +716,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_parser(sub)  # pagesight serve: the web app
 
-    p = sub.add_parser("eval", help="retrieval metrics on a JSONL query file")
+    from pagesight.models.doctor import add_doctor_parser
+
+    add_doctor_parser(sub)  # pagesight doctor MODEL: can the installed packages run it
+
+    from pagesight.cli_cluster import add_cluster_parser
+
+    add_cluster_parser(sub)  # pagesight cluster: pages grouped by their vectors, named by top terms
+
+    p = sub.add_parser("eval", help="retrieval metrics on a JSONL query file", **listed)
     _store_arg(p)
     p.add_argument(
         "--queries", required=True, type=Path, help='JSONL: {"qid", "query", "relevant": ["file#page"]}'

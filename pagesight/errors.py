@@ -30,6 +30,7 @@ __all__ = [
     "EncoderOutOfMemoryError",
     "EmptyStoreError",
     "StoreNotFoundError",
+    "ImageQueryError",
 ]
 
 
@@ -142,3 +143,7 @@ class StoreNotFoundError(StoreError, ConfigurationError):
 
 class EmptyStoreError(StoreError, ConfigurationError):
     """The store holds no pages yet, so it has no embedder to search with (add documents first)."""
+
+
+class ImageQueryError(ConfigurationError):
+    """A search by image on a store whose model embeds text only (the message names the models that can)."""

@@ -21,17 +21,19 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
 from pagesight._checks import check_int
 from pagesight.errors import ConfigurationError
+from pagesight.types import SourceInfo
 
 __all__ = [
     "Metrics",
     "Query",
+    "coverage_warning",
     "evaluate",
     "evaluate_per_query",
     "load_queries",
@@ -164,6 +166,69 @@ def load_queries(path: str | os.PathLike[str]) -> list[Query]:
         queries.append(Query(qid=qid, query=text, relevant=frozenset(relevant)))
     logger.debug("loaded %d queries from %s", len(queries), path)
     return queries
+
+
+def _key_parts(key: str) -> tuple[str, int | None]:
+    name, _, page = key.rpartition("#")
+    return (name, int(page)) if name and page.isdigit() else (key, None)
+
+
+def _names(names: Iterable[str], most: int = 6) -> str:
+    shown = sorted(set(names))
+    if not shown:
+        return "nothing"
+    return ", ".join(shown[:most]) + (f" and {len(shown) - most} more" if len(shown) > most else "")
+
+
+def coverage_warning(
+    queries: Sequence[Query], indexed: Iterable[SourceInfo | tuple[str, int]], *, store: str = ""
+) -> str | None:
+    """Say when relevant pages of ``queries`` are not in the store (their scores can only be 0).
+
+    Args:
+        queries: the queries (:func:`load_queries`).
+        indexed: the indexed sources: ``Index.sources()`` (:class:`~pagesight.types.SourceInfo`)
+            or ``(source, pages)`` pairs; sources are matched by file name, as query files name
+            them, and hold pages ``1..pages``.
+        store: the store's location, for the message.
+
+    Returns:
+        ``None`` when every relevant page is indexed; else one line: none of them ("the queries
+        expect X, the store holds Y"), or how many are missing, by file.
+
+    Example:
+        >>> q = [Query("q1", "where is fstab", frozenset({"fhs-3.0.pdf#19"}))]
+        >>> coverage_warning(q, [("/docs/fhs-3.0.pdf", 50)]) is None
+        True
+        >>> coverage_warning(q, [("/docs/R-FAQ.pdf", 52)])  # doctest: +ELLIPSIS
+        'none of the 1 relevant pages ... the queries expect fhs-3.0.pdf, the store holds R-FAQ.pdf; ...'
+    """
+    pages: dict[str, int] = {}
+    for item in indexed:
+        source, count = (item.source, item.pages) if isinstance(item, SourceInfo) else item
+        name = page_key(str(source), 1).rsplit("#", 1)[0]
+        pages[name] = max(pages.get(name, 0), int(count))
+    relevant = sorted({key for q in queries for key in q.relevant})
+    missing: dict[str, int] = {}
+    for key in relevant:
+        name, page = _key_parts(key)
+        if page is None or not 1 <= page <= pages.get(name, 0):
+            missing[name] = missing.get(name, 0) + 1
+    lost = sum(missing.values())
+    if not lost:
+        return None
+    where = f" in store {store}" if store else ""
+    if lost == len(relevant):
+        return (
+            f"none of the {len(relevant)} relevant pages the queries name are indexed{where}: the queries "
+            f"expect {_names(missing)}, the store holds {_names(pages)}; every score will be 0. Index "
+            "the expected files into this store, or evaluate the store the queries were written for"
+        )
+    by_file = ", ".join(f"{name} ({n})" for name, n in sorted(missing.items()))
+    return (
+        f"{lost} of the {len(relevant)} relevant pages the queries name are not indexed{where} "
+        f"({by_file}); they count as misses, so the scores are lower than retrieval alone explains"
+    )
 
 
 def evaluate_per_query(run: Mapping[str, Sequence[str]], queries: Sequence[Query]) -> dict[str, Metrics]:

@@ -32,11 +32,15 @@ from pagesight.types import Hit, Kind, PageInput, SourceInfo, as_kind
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from pagesight.integrations.langchain.retrievers import PageRetriever
+    from pagesight.integrations.llama_index.query_engine import PageQueryEngine
+    from pagesight.integrations.llama_index.retrievers import PageNodeRetriever
     from pagesight.models.base import DensePageEncoder, DenseTextEncoder, EmbedderInfo, LateInteractionEncoder
     from pagesight.models.rerank import Reranker
     from pagesight.pipelines.answer import Answer, Generator
     from pagesight.pipelines.ingest import IngestReport, SourceResult
     from pagesight.profiles import Profile
+    from pagesight.retrieval.cluster import Cluster
     from pagesight.retrieval.search import Mode, PageSearcher
     from pagesight.retrieval.store import MultiVectorStore, PageStore, StoreHealth
 
@@ -335,8 +339,13 @@ class Index:
         *,
         exhaustive: bool = False,
         rerank_candidates: int = 20,
+        maxsim_candidates: int | None = None,
+        maxsim_device: str | None = None,
     ) -> PageSearcher:
         """The searcher for ``mode`` and ``reranker`` (built once; see :meth:`search`).
+
+        ``maxsim_candidates`` and ``maxsim_device`` are
+        :class:`~pagesight.retrieval.search.PageSearcher`'s (late interaction).
 
         Raises:
             EmptyStoreError: the store is empty (``"bm25"`` mode needs no encoder and finds nothing).
@@ -344,7 +353,14 @@ class Index:
         """
         check_choice("mode", mode, MODES)
         model = self.reranker(reranker)
-        key = (mode, exhaustive, id(model) if model is not None else None, rerank_candidates)
+        key = (
+            mode,
+            exhaustive,
+            id(model) if model is not None else None,
+            rerank_candidates,
+            maxsim_candidates,
+            maxsim_device,
+        )
         with self._lock:
             if key not in self._searchers:
                 from pagesight.retrieval.search import PageSearcher
@@ -356,6 +372,8 @@ class Index:
                     exhaustive=exhaustive,
                     reranker=model,
                     rerank_candidates=rerank_candidates,
+                    maxsim_candidates=maxsim_candidates,
+                    maxsim_device=maxsim_device,
                 )
             return self._searchers[key]
 
@@ -396,18 +414,20 @@ class Index:
 
     def search(
         self,
-        query: str,
+        query: str = "",
         k: int = 10,
         mode: Mode = "hybrid",
         reranker: str | Reranker | None = None,
         *,
         exhaustive: bool = False,
         rerank_candidates: int = 20,
+        source: str | None = None,
+        image: Any = None,
     ) -> list[Hit]:
-        """The ``k`` pages that best match ``query``, best first.
+        """The ``k`` pages that best match ``query`` (or ``image``), best first.
 
         Args:
-            query: what to look for (a blank query finds nothing).
+            query: what to look for (a blank query finds nothing, unless ``image`` is given).
             k: pages to return.
             mode: ``"hybrid"`` (dense fused with BM25), ``"dense"`` or ``"bm25"``.
             reranker: a reranker name or :class:`~pagesight.models.rerank.Reranker` that re-scores
@@ -415,12 +435,17 @@ class Index:
                 the profile's; ``"none"``: no reranker.
             exhaustive: late interaction: MaxSim over every page, not only the candidates.
             rerank_candidates: pages the reranker sees.
+            source: only pages of this source (the path or URL as indexed).
+            image: search by an image: a file path, a ``PIL.Image.Image`` or encoded image bytes.
+                The store's model must embed images (dense vision-language, late-interaction image
+                models); ``"hybrid"`` fuses it with BM25 on ``query`` when ``query`` has words.
 
         Raises:
             EmptyStoreError: nothing is indexed yet.
+            ImageQueryError: ``image`` on a store whose model embeds text only.
         """
         searcher = self.searcher(mode, reranker, exhaustive=exhaustive, rerank_candidates=rerank_candidates)
-        return searcher.search(query, k=k)
+        return searcher.search(query, k=k, source=source, image=image)
 
     def ask(
         self,
@@ -458,6 +483,83 @@ class Index:
         """The indexed sources with their page counts."""
         return self.store.sources()
 
+    def cluster(self, n: int, *, seed: int = 0, terms: int = 5) -> list[Cluster]:
+        """Group the pages into ``n`` clusters by their page vectors (k-means), each named by its
+        ``terms`` most distinctive terms; largest cluster first (see :mod:`pagesight.retrieval.cluster`).
+
+        Raises:
+            EmptyStoreError: nothing is indexed yet.
+            ConfigurationError: ``n`` is below 1 or above the number of pages.
+            MissingDependencyError: scikit-learn is missing (``pip install "pagesight[cluster]"``).
+        """
+        from pagesight.retrieval.cluster import cluster_pages
+
+        return cluster_pages(self.store, n, seed=seed, terms=terms)
+
+    # -- framework objects (imported on use; a missing framework names its pip extra) -------------
+
+    def as_langchain_retriever(self, **options: Any) -> PageRetriever:
+        """A LangChain retriever searching this index, as :meth:`search` does.
+
+        ``options`` are :class:`~pagesight.integrations.langchain.PageRetriever`'s fields: ``k``
+        (4), ``mode``, ``reranker`` (``None``: the profile's), ``source``, ``exhaustive``, ...
+
+        Raises:
+            ImportError: langchain-core is not installed (the message names
+                ``pip install "pagesight[langchain]"``).
+        """
+        from pagesight.integrations import PageRetriever
+
+        return PageRetriever(index=self, **options)
+
+    def as_llamaindex_retriever(self, **options: Any) -> PageNodeRetriever:
+        """A LlamaIndex retriever searching this index, as :meth:`search` does.
+
+        ``options`` are :class:`~pagesight.integrations.llama_index.PageNodeRetriever`'s:
+        ``similarity_top_k``, ``mode``, ``reranker`` (``None``: the profile's), ``source``, ...
+
+        Raises:
+            ImportError: llama-index-core is not installed (the message names
+                ``pip install "pagesight[llamaindex]"``).
+        """
+        from pagesight.integrations import PageNodeRetriever
+
+        return PageNodeRetriever(self, **options)
+
+    def as_chain(self, llm: Any, **options: Any) -> Any:
+        """A LangChain (LCEL) chain answering questions from this index's pages with ``llm``.
+
+        ``options`` are :func:`~pagesight.integrations.langchain.chain.build_langchain_chain`'s
+        (``k``, ``mode``, ``images``, ``reranker`` (``None``: the profile's), ...). The chain
+        returns ``{"question", "answer", "citations", "unmatched_citations", "retrieved"}``.
+
+        Raises:
+            ImportError: langchain-core is not installed (names the pip extra).
+            ConfigurationError: ``llm`` is not a LangChain model (without one, use :meth:`ask`).
+        """
+        from pagesight.integrations import build_langchain_chain
+
+        options.setdefault("reranker", self.reranker(None))
+        options.setdefault("trust_remote_code", self.trust_remote_code)
+        return build_langchain_chain(llm, store=self, **options)
+
+    def as_query_engine(self, llm: Any = None, **options: Any) -> PageQueryEngine:
+        """A LlamaIndex query engine answering questions from this index's pages with ``llm``.
+
+        ``llm=None`` takes LlamaIndex's ``Settings.llm``. ``options`` are
+        :func:`~pagesight.integrations.llama_index.query_engine.build_llamaindex_query_engine`'s
+        (``k``, ``mode``, ``images``, ``reranker`` (``None``: the profile's), ``streaming``, ...).
+
+        Raises:
+            ImportError: llama-index-core is not installed (names the pip extra).
+            ConfigurationError: ``llm`` is not a LlamaIndex LLM.
+        """
+        from pagesight.integrations import build_llamaindex_query_engine
+
+        options.setdefault("reranker", self.reranker(None))
+        options.setdefault("trust_remote_code", self.trust_remote_code)
+        return build_llamaindex_query_engine(llm, store=self, **options)
+
     # -- writing ---------------------------------------------------------------------------------
 
     def add(
@@ -479,7 +581,8 @@ class Index:
                 :class:`~pagesight.pipelines.ingest.SourceResult`.
             **loader_options: for the loaders: ``dpi``, ``renderer``, ``password``, ``render``,
                 ``max_pages``, ``max_pixels``, ``ocr``, ``allow_private``, ... (see
-                :func:`pagesight.pipelines.ingest.ingest`).
+                :func:`pagesight.pipelines.ingest.ingest`); ``executor="ray"`` (or a
+                :class:`~pagesight.pipelines.distributed.RayExecutor`) loads and embeds on Ray.
 
         Returns:
             An :class:`~pagesight.pipelines.ingest.IngestReport` (``report.failed`` lists the
@@ -543,15 +646,34 @@ class Index:
         return report
 
     def delete(self, source: str | Path) -> int:
-        """Remove ``source`` (as it was given to :meth:`add`) from the store; the pages removed.
+        """Remove ``source`` from the store; the pages removed.
 
-        A URL is matched without its credentials, as it is stored.
+        A path may be spelled any way that names the file from the current folder
+        (``./examples/x.pdf``, ``examples/x.pdf``, the absolute path): it is matched against the
+        absolute name :meth:`add` stores, and against names an older pagesight stored as typed. A
+        URL is matched without its credentials, as it is stored.
         """
-        from pagesight.documents.url import redact_url
-
-        removed = self.store.delete_source(redact_url(str(source)))
+        removed = 0
+        for name in self.stored_names(source):
+            removed += self.store.delete_source(name)
         self.refresh()
         return removed
+
+    def stored_names(self, source: str | Path) -> list[str]:
+        """The names in the store that ``source`` (a path spelled any way, or a URL) refers to.
+
+        Usually one: the absolute path :meth:`add` stored. A store written by an older pagesight
+        may also hold the path as it was typed then (``examples/x.pdf``); those match when they
+        name the same file from the current folder. ``[]`` when nothing matches.
+        """
+        from pagesight.documents._common import canonical_source, same_source
+        from pagesight.documents.url import redact_url
+
+        given = redact_url(str(source))
+        wanted = canonical_source(given)
+        return [
+            s.source for s in self.sources() if s.source in (given, wanted) or same_source(s.source, wanted)
+        ]
 
     def refresh(self) -> None:
         """Make the searchers see what another writer added (:meth:`add` and :meth:`delete` do it)."""

@@ -32,6 +32,9 @@ from pagesight.types import KINDS, EmbedderInfo, Kind, as_kind
 __all__ = [
     "Profile",
     "PROFILES",
+    "AUTO_DESCRIPTION",
+    "profile_option_help",
+    "profiles_epilog",
     "resolve_profile",
     "gpu_ready",
     "encoder_for",
@@ -76,7 +79,8 @@ PROFILES: dict[str, Profile] = {
         embedder="all-minilm-l6-v2",
         hybrid=True,
         generator="extractive",
-        description="all-MiniLM-L6-v2 (bundled, CPU) fused with BM25; extractive answers",
+        description="all-MiniLM-L6-v2 (CPU; weights from pagesight[offline]) fused with BM25; "
+        "extractive answers",
     ),
     "offline-late": Profile(
         name="offline-late",
@@ -105,6 +109,34 @@ PROFILES: dict[str, Profile] = {
         trust_remote_code=True,
     ),
 }
+
+
+AUTO_DESCRIPTION = (
+    "gpu when CUDA is available, both gpu models are in the Hugging Face cache and remote code is "
+    "allowed (--trust-remote-code), else offline; it says which and why"
+)
+"""What ``auto`` picks (one line, as :attr:`Profile.description`)."""
+
+
+def profile_option_help(*, generator: bool) -> str:
+    """The ``--profile`` help of ``pagesight search``/``eval`` (``generator=False``) and ``ask``."""
+    brings = ("generator, " if generator else "") + "reranker and remote-code consent"
+    default = "extractive answers, no reranker" if generator else "no reranker"
+    names = " | ".join([*PROFILES, "auto"])
+    return f"take the {brings} of a profile: {names} (default: none: {default}; profiles listed below)"
+
+
+def profiles_epilog(width: int = 79) -> str:
+    """The profiles with their descriptions: the epilog of ``--help`` of the commands taking ``--profile``."""
+    import textwrap
+
+    rows = [(p.name, p.description) for p in PROFILES.values()] + [("auto", AUTO_DESCRIPTION)]
+    lines = ["profiles (--profile):"]
+    for name, text in rows:
+        lines += textwrap.wrap(
+            text, width, initial_indent=f"  {name:<13} ", subsequent_indent=" " * 16, break_on_hyphens=False
+        )
+    return "\n".join(lines)
 
 
 def resolve_profile(name: str | None, *, trust_remote_code: bool = False) -> tuple[Profile, str]:

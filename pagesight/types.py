@@ -7,6 +7,7 @@ and ``pagesight.models.base``, re-export them).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
@@ -20,6 +21,7 @@ __all__ = [
     "TextSource",
     "as_kind",
     "as_text_source",
+    "as_page_label",
     "Page",
     "Hit",
     "SourceInfo",
@@ -57,6 +59,28 @@ def as_text_source(value: object) -> TextSource:
     return cast(TextSource, value) if value in _TEXT_SOURCES else "layer"
 
 
+MAX_PAGE_LABEL_CHARS = 32
+"""Longest printed page label kept (a PDF may define any string; real labels are short)."""
+
+_LABEL_DROP = re.compile(r"[\x00-\x1f\x7f\[\]()]")
+
+
+def as_page_label(value: object) -> str | None:
+    """A printed page label (from a PDF's page labels or a framework document's ``page_label``) as
+    pagesight keeps it: spaces collapsed, control characters and brackets dropped (they would break
+    a ``[file p.N (printed L)]`` citation), at most :data:`MAX_PAGE_LABEL_CHARS` characters;
+    ``None`` for no label.
+
+    Example:
+        >>> as_page_label(" A-3 "), as_page_label(""), as_page_label("[iv]"), as_page_label(7)
+        ('A-3', None, 'iv', '7')
+    """
+    if value is None or isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    text = " ".join(_LABEL_DROP.sub("", str(value)).split())[:MAX_PAGE_LABEL_CHARS].strip()
+    return text or None
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     """One page of a source document.
@@ -74,6 +98,9 @@ class Page:
         text_source: where ``text`` came from: ``"layer"`` (the document's own text, or none),
             ``"ocr"`` (OCR of the page image) or ``"both"`` (text layer plus OCR of its raster figures,
             or of a page whose layer was too thin).
+        page_label: the page's printed label from the PDF's page labels (``"37"``, ``"iv"``,
+            ``"A-3"``), or ``None`` when the document defines none. ``page`` stays the 1-based
+            index (ids and filters use it); citations add the label when it differs from it.
     """
 
     source: str
@@ -84,6 +111,7 @@ class Page:
     height: int
     content_hash: str
     text_source: TextSource = "layer"
+    page_label: str | None = None
 
     @property
     def id(self) -> str:
@@ -108,6 +136,8 @@ class Hit:
             :meth:`PageStore.get` and :meth:`PageStore.pages`.
         text_source: where the text came from: ``"layer"``, ``"ocr"`` or ``"both"`` (see
             :attr:`pagesight.documents.Page.text_source`).
+        page_label: the printed page label (``"37"``, ``"iv"``), or ``None`` when the source has
+            none or was indexed before labels were stored (see :attr:`Page.page_label`).
     """
 
     id: str
@@ -120,6 +150,7 @@ class Hit:
     content_hash: str
     score: float
     text_source: TextSource = "layer"
+    page_label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

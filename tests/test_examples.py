@@ -42,7 +42,7 @@ def test_quickstart_indexes_the_examples_and_cites_the_answering_page(example_st
     assert proc.returncode == 0, proc.stderr
     assert "2 source(s) indexed (125 pages)" in proc.stdout
     answer_lines = [line for line in proc.stdout.splitlines() if line.startswith("“")]
-    assert answer_lines and answer_lines[0].endswith("[R-FAQ.pdf p.41]"), proc.stdout
+    assert answer_lines and answer_lines[0].endswith("[R-FAQ.pdf p.41 (printed 37)]"), proc.stdout
 
 
 def _ranked(section: str) -> list[tuple[float, str]]:

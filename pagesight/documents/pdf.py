@@ -50,9 +50,11 @@ from pagesight.documents.ocr import (
     OcrMode,
     OcrOptions,
     Region,
+    blank_pages_note,
     needs_ocr,
     ocr_options,
     ocr_stage,
+    page_list,
 )
 from pagesight.documents.page import Page, page_id, sha256_bytes, sha256_file
 from pagesight.errors import (
@@ -67,6 +69,7 @@ from pagesight.errors import (
     PagesightError,
     SourceNotFoundError,
 )
+from pagesight.types import as_page_label
 
 __all__ = [
     "DEFAULT_MAX_CHARS_PER_PAGE",
@@ -86,6 +89,7 @@ Renderer = Literal["pymupdf", "pdfium"]
 _LOCKS = {"pymupdf": threading.RLock(), "pdfium": threading.RLock()}
 
 _HEADER_WINDOW = 1024
+_TAIL_WINDOW = 2048
 _MAX_DPI = 1200
 _EXTRA = {"pymupdf": "pdf", "pdfium": "pdfium"}
 _MODULE = {"pymupdf": "pymupdf", "pdfium": "pypdfium2"}
@@ -312,6 +316,7 @@ class _Backend(Protocol):
     def has_content(self, index: int) -> bool: ...
     def size_points(self, index: int) -> tuple[float, float]: ...
     def text(self, index: int) -> str: ...
+    def label(self, index: int) -> str: ...
     def render_png(self, index: int, dpi: float, dest: Path) -> tuple[int, int]: ...
     def render_gray(self, index: int, dpi: float) -> Any: ...
     def image_rects(self, index: int) -> list[tuple[float, float, float, float]]: ...
@@ -344,6 +349,9 @@ class _MuPDF:
         flags = (pymupdf.TEXTFLAGS_BLOCKS & ~pymupdf.TEXT_PRESERVE_LIGATURES) | pymupdf.TEXT_DEHYPHENATE
         blocks = self.doc.load_page(index).get_text("blocks", flags=flags)
         return "\n\n".join(normalize_text(b[4]) for b in blocks if b[6] == 0 and b[4].strip())
+
+    def label(self, index: int) -> str:
+        return str(self.doc.load_page(index).get_label() or "")
 
     def render_png(self, index: int, dpi: float, dest: Path) -> tuple[int, int]:
         pix = self.doc.load_page(index).get_pixmap(dpi=dpi, alpha=False)
@@ -430,6 +438,9 @@ class _Pdfium:
         finally:
             page.close()
 
+    def label(self, index: int) -> str:
+        return str(self.doc.get_page_label(index) or "")
+
     def render_png(self, index: int, dpi: float, dest: Path) -> tuple[int, int]:
         page = self.doc[index]
         try:
@@ -484,10 +495,38 @@ def _open(
         )
         try:
             _check_document(backend, source, max_pages)
+        except EmptyDocumentError as e:
+            repaired = backend.was_repaired()
+            backend.close()
+            if not _ends_with_eof(file_or_data):
+                raise _truncated(source, "no pages can be read and it does not end with %%EOF") from e
+            if repaired:
+                raise _truncated(source, f"{backend.renderer} repaired it and found no pages") from e
+            raise
         except BaseException:
             backend.close()
             raise
     return backend
+
+
+def _ends_with_eof(file_or_data: Path | bytes) -> bool:
+    """Whether ``%%EOF`` is in the last 2 KiB, where every complete PDF has it (a cut download does not)."""
+    if isinstance(file_or_data, bytes):
+        return b"%%EOF" in file_or_data[-_TAIL_WINDOW:]
+    try:
+        with open(file_or_data, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - _TAIL_WINDOW))
+            return b"%%EOF" in f.read()
+    except OSError:
+        return True  # cannot tell: keep the renderer's own verdict
+
+
+def _truncated(source: str, what: str) -> CorruptPDFError:
+    return CorruptPDFError(
+        source,
+        f"the PDF is damaged or truncated ({what}); download or copy it again, or export it again "
+        "from the program that made it",
+    )
 
 
 def _encrypted(source: str, password: str | None) -> EncryptedPDFError:
@@ -508,7 +547,9 @@ def _open_mupdf(file_or_data: Path | bytes, source: str, password: str | None) -
     except pymupdf.FileNotFoundError as e:
         raise SourceNotFoundError(source, "no such file; check the path") from e
     except (pymupdf.FileDataError, RuntimeError) as e:
-        raise CorruptPDFError(source, f"MuPDF cannot open it ({e}); the file is damaged") from e
+        raise CorruptPDFError(
+            source, f"MuPDF cannot open it ({e}); the file is damaged or truncated, download it again"
+        ) from e
     if not doc.is_pdf:
         doc.close()
         raise NotAPDFError(source, "not a PDF (MuPDF reads it as another format); check the file")
@@ -536,6 +577,8 @@ def _open_pdfium(file_or_data: Path | bytes, source: str, password: str | None) 
         if code == raw.FPDF_ERR_PASSWORD:
             raise _encrypted(source, password) from e
         if code in (raw.FPDF_ERR_SUCCESS, raw.FPDF_ERR_FILE):  # no code: PDFium found no pages
+            if not _ends_with_eof(file_or_data):
+                raise _truncated(source, "no pages can be read and it does not end with %%EOF") from e
             raise EmptyDocumentError(source, "the PDF has no pages (or its page tree is unreadable)") from e
         raise CorruptPDFError(
             source, f"PDFium cannot open it ({e}); the file is damaged or truncated, download it again"
@@ -610,11 +653,14 @@ def _pages(
         with lock:
             n = backend.page_count()
         logger.debug("%s: %d pages with %s at %s dpi", source, n, backend.renderer, dpi)
+        blank: list[int] = []  # no text and nothing drawn: kept, summarized once per source
+        textless: list[int] = []  # no text layer, something drawn, no OCR (ocr="never")
         for index in range(n):
             number = index + 1
             try:
                 with lock:
                     text = backend.text(index)
+                    label = _page_label(backend, index, source, number)
                     image: Path | None = None
                     w_pt, h_pt = backend.size_points(index)
                     width, height = pixels_at_dpi(w_pt, dpi), pixels_at_dpi(h_pt, dpi)
@@ -622,7 +668,12 @@ def _pages(
                         _check_pixels(source, number, width, height, dpi, limits.max_pixels)
                         image = out_dir / f"{page_id(content_hash, number)}.png"
                         width, height = backend.render_png(index, dpi, image)
-                    needed, regions = _ocr_regions(backend, index, text, (w_pt, h_pt), width, ocr, limits)
+                    empty = not text.strip() and _looks_blank(backend, index, (w_pt, h_pt))
+                    needed, regions = (
+                        (False, ())  # nothing to OCR on a blank page
+                        if empty
+                        else _ocr_regions(backend, index, text, (w_pt, h_pt), width, ocr, limits)
+                    )
             except PagesightError:
                 raise
             except Exception as e:
@@ -639,10 +690,10 @@ def _pages(
                     stacklevel=2,
                 )
                 text = text[: limits.max_chars_per_page]
-            if not text and ocr.mode == "never":
-                warnings.warn(
-                    f"{source} page {number} has no text layer; indexed as image only", stacklevel=2
-                )
+            if empty:
+                blank.append(number)
+            elif not text and ocr.mode == "never":
+                textless.append(number)
             page = Page(
                 source=source,
                 page=number,
@@ -651,11 +702,49 @@ def _pages(
                 width=width,
                 height=height,
                 content_hash=content_hash,
+                page_label=label,
             )
             yield OcrJob(page, regions, needed)
+        if blank:
+            warnings.warn(blank_pages_note(source, blank), stacklevel=2)
+        if textless:
+            warnings.warn(
+                f"{source}: {len(textless)} page(s) have no text layer ({page_list(textless)}); "
+                "indexed as images only (OCR is off)",
+                stacklevel=2,
+            )
     finally:
         with lock:
             backend.close()
+
+
+_BLANK_DPI = 36
+_BLANK_MAX_PIXELS = 1_000_000
+_BLANK_INK_LEVELS = 32  # grey levels from the background colour that count as ink
+_BLANK_INK_SHARE = 0.001  # a page with less ink than this share of its pixels looks blank
+
+
+def _looks_blank(backend: _Backend, index: int, size_pt: tuple[float, float]) -> bool:
+    """Whether a page without text is visually blank: no content at all, or a low-resolution
+    grey rendering where under 0.1 % of the pixels differ from the background by more than
+    32 levels (a separator page, a scan of an empty sheet)."""
+    if not backend.has_content(index):
+        return True
+    w_pt, h_pt = size_pt
+    dpi = max(1, int(min(_BLANK_DPI, 72.0 * (_BLANK_MAX_PIXELS / max(w_pt * h_pt, 1e-6)) ** 0.5)))
+    histogram = backend.render_gray(index, dpi).histogram()[:256]
+    background = max(range(256), key=histogram.__getitem__)
+    ink = sum(c for level, c in enumerate(histogram) if abs(level - background) > _BLANK_INK_LEVELS)
+    return ink <= _BLANK_INK_SHARE * max(sum(histogram), 1)
+
+
+def _page_label(backend: _Backend, index: int, source: str, number: int) -> str | None:
+    """The page's printed label from the PDF's page labels (``None``: none defined, or unreadable)."""
+    try:
+        return as_page_label(backend.label(index))
+    except Exception as e:  # a broken /PageLabels tree costs the label, not the page
+        logger.info("%s page %d: cannot read its page label (%s)", source, number, e)
+        return None
 
 
 def _ocr_regions(

@@ -5,7 +5,8 @@ reads and writes that mapping for every adapter, chain and query engine. The fra
 themselves are built in one module per framework (:mod:`pagesight.integrations.langchain._convert`,
 :mod:`pagesight.integrations.llama_index._convert`), both on these functions:
 
-- :func:`hit_metadata` writes a page as ``source, page, image, score, id, text_source``;
+- :func:`hit_metadata` writes a page as ``source, page, image, score, id, text_source`` (and
+  ``page_label``, the printed page label, when the PDF has one);
 - :func:`metadata_hit` reads that back as is;
 - :func:`page_hit` reads a foreign document (any loader's metadata, see :func:`page_number`);
 - :func:`rerank_candidate` turns a document into what :class:`~pagesight.models.rerank.Reranker`
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pagesight.types import Hit, as_text_source
+from pagesight.types import Hit, as_page_label, as_text_source
 
 if TYPE_CHECKING:
     from pagesight.models.rerank import RerankCandidate
@@ -49,6 +50,8 @@ def hit_metadata(hit: Hit, *, score: bool = True) -> dict[str, Any]:
         metadata["score"] = hit.score
     metadata["id"] = hit.id
     metadata["text_source"] = hit.text_source  # "layer", "ocr" or "both"
+    if hit.page_label:  # the printed label ("37", "iv"); "page" stays the 1-based index
+        metadata["page_label"] = hit.page_label
     return metadata
 
 
@@ -66,6 +69,7 @@ def metadata_hit(text: str, metadata: Mapping[str, Any], *, doc_id: str | None =
         content_hash="",
         score=float(metadata["score"]),
         text_source=as_text_source(metadata.get("text_source")),
+        page_label=as_page_label(metadata.get("page_label")),
     )
 
 
@@ -91,6 +95,8 @@ def _as_int(value: Any) -> int | None:
 def page_number(metadata: Mapping[str, Any]) -> int:
     """A document's 1-based page number.
 
+    - a document pagesight wrote (:func:`hit_metadata`: it carries ``text_source``) keeps its
+      1-based ``page``; its ``page_label`` is the printed label, shown beside it in citations;
     - ``page_label`` (the printed page number LangChain's ``PyPDFLoader`` and LlamaIndex's PDF
       readers write) wins when it is a positive number;
     - else ``page``, read as 1-based (pagesight's convention), except that a document which also
@@ -102,6 +108,9 @@ def page_number(metadata: Mapping[str, Any]) -> int:
     taken as 1-based, one less than the printed page: add 1 to it before the chain sees it.
     """
     label = metadata.get("page_label")
+    own = _as_int(metadata.get("page")) if "text_source" in metadata else None
+    if own is not None and own >= 1:
+        return own
     labelled = _as_int(label)
     if labelled is not None and labelled >= 1:
         return labelled
@@ -159,6 +168,7 @@ def page_hit(
         content_hash=str(metadata.get("content_hash") or ""),
         score=float(score),
         text_source=as_text_source(metadata.get("text_source")),
+        page_label=as_page_label(metadata.get("page_label")),
     )
 
 

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
+from pagesight.models._hub import check_hub
+from pagesight.models._nvidia_compat import (
+    attention_report,
+    flash_override_error,
+    patch_composite_config,
+    pin_processor,
+)
 from pagesight.models._torch import model_source, resolve_device, torch_dtype
+from pagesight.models.environment import check_environment
 from pagesight.models.registry import TRANSFORMERS_PINS
 
 if TYPE_CHECKING:
@@ -110,8 +118,11 @@ def load_pretrained(
     require("torch", "gpu")
     transformers = require("transformers", "gpu")
     source, hub_revision = model_source(spec, revision)
+    # before any download: the installed versions can run this model (names the pip line)
+    check_environment(spec, hub_revision, resolve_device(settings.device))
     if check is not None:
         check(source, hub_revision, transformers.__version__)
+    check_hub(source, hub_revision)  # not cached and no Hub: fail now, not after minutes of retries
     where = resolve_device(settings.device)
     kwargs: dict[str, Any] = {"trust_remote_code": True}
     if hub_revision is not None:
@@ -124,6 +135,8 @@ def load_pretrained(
     log.info("loading %s%s on %s (%s, %s)", source, at, where, weights, attn)
     auto = getattr(transformers, auto_class)
     try:
+        patch_composite_config(transformers, source, kwargs)  # v1 ColEmbed's to_dict (MTEB #3917)
+        pin_processor(transformers, source, hub_revision)  # the model's own AutoProcessor calls
         try:
             model = auto.from_pretrained(source, attn_implementation=attn, **model_kwargs)
         except (ValueError, ImportError) as e:
@@ -135,7 +148,11 @@ def load_pretrained(
     except (ModelNotAvailableError, ConfigurationError):
         raise
     except Exception as e:
+        forced = flash_override_error(e, spec, source, hub_revision, attn)
+        if forced is not None:
+            raise forced from e
         raise _load_error(e, spec, source, hub_revision, transformers.__version__) from e
+    attention_report(model, attn, source, log)
     return RemoteModel(model.to(where).eval(), where, source, hub_revision, loaded)
 
 

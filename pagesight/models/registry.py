@@ -48,6 +48,9 @@ __all__ = [
     "RERANKERS",
     "resolve_reranker",
     "TRANSFORMERS_PINS",
+    "ModelEnvironment",
+    "ENVIRONMENTS",
+    "environment_for",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,6 +118,14 @@ class ModelSpec:
         text_model: for an image-only dense-vl model, the dense-text alias that embeds its
             queries and texts (``nomic-embed-vision-v1.5`` -> ``nomic-embed-text-v1.5``).
         transformers_version: the transformers version the model's remote code was written for.
+        environment: the name of the :data:`ENVIRONMENTS` row (= the pagesight extra) whose
+            package versions run this model at its pinned ``revision``; ``None``: no known constraint.
+        previous_revisions: older pinned commits still selectable with ``revision=``, each mapped
+            to the :data:`ENVIRONMENTS` row that runs it.
+        verified: how pagesight's handling of this model was checked (shown by ``pagesight doctor``
+            and in the README's model table).
+        flash_attn: overrides the environment's flash-attn need for this model (``"required"``:
+            the remote code imports flash-attn at module top, so it cannot load without it).
     """
 
     alias: str
@@ -136,11 +147,110 @@ class ModelSpec:
     ollama_name: str | None = None
     text_model: str | None = None
     transformers_version: str | None = None
+    environment: str | None = None
+    previous_revisions: Mapping[str, str] = field(default_factory=lambda: _NO_PREFIXES, hash=False)
+    verified: str | None = None
+    flash_attn: Literal["required", "recommended", "no"] | None = None
 
     @property
     def family(self) -> str:
         """``"nomic"`` for the Nomic embedders (prefixes + Nomic truncation), else ``"generic"``."""
         return "nomic" if self.truncation == "nomic" else "generic"
+
+
+@dataclass(frozen=True)
+class ModelEnvironment:
+    """The packages one group of models needs; each row is also a pagesight extra of the same name.
+
+    Attributes:
+        name: the extra's name (``pip install "pagesight[<name>]"``).
+        transformers: the transformers versions known to run the group, as a PEP 440 specifier.
+        flash_attn: ``"required"`` (the remote code imports flash-attn; no sdpa fallback),
+            ``"recommended"`` (public deployers load it with flash-attention 2; sdpa may work) or
+            ``"no"``.
+        packages: other distributions the remote code imports, as pip requirements.
+        pip: the exact pip line that installs a working set (what the check and ``doctor`` print).
+        source: where the versions come from (public deployers' code).
+    """
+
+    name: str
+    transformers: str
+    flash_attn: Literal["required", "recommended", "no"] = "no"
+    packages: tuple[str, ...] = ()
+    pip: str = ""
+    source: str = ""
+
+
+ENVIRONMENTS: Mapping[str, ModelEnvironment] = MappingProxyType(
+    {
+        env.name: env
+        for env in (
+            ModelEnvironment(
+                name="colembed-llama",
+                transformers="==4.49.0",
+                flash_attn="recommended",
+                packages=("torchvision", "accelerate"),
+                pip='pip install "pagesight[colembed-llama]" && pip install flash-attn --no-build-isolation',
+                source="MTEB pyproject extra llama-nemotron-colembed-vl (transformers==4.49.0, flash-attn)",
+            ),
+            ModelEnvironment(
+                name="colembed-qwen",
+                transformers="==5.0.0",
+                flash_attn="recommended",
+                packages=("torchvision", "accelerate", "datasets"),
+                pip='pip install "pagesight[colembed-qwen]"',
+                source="MTEB PR #4125 (nemotron-colembed-vl-v2 extra: transformers==5.0.0)",
+            ),
+            ModelEnvironment(
+                name="colembed-qwen-rc",
+                transformers="==5.0.0rc0",
+                flash_attn="recommended",
+                packages=("torchvision", "accelerate", "datasets"),
+                pip='pip install "transformers==5.0.0rc0" torchvision accelerate datasets',
+                source="MTEB PR #4036 (the 4b/8b-v2 pins before PR #4125: transformers==5.0.0rc0)",
+            ),
+            ModelEnvironment(
+                name="nvidia-vl",
+                transformers=">=5.0,<6",
+                flash_attn="recommended",
+                packages=("torchvision", "accelerate"),
+                pip='pip install "pagesight[nvidia-vl]"',
+                source="NeMo-Retriever PRs #2470, #2500, #2532 (revisions for Transformers 5)",
+            ),
+            ModelEnvironment(
+                name="nvidia-vl-tf4",
+                transformers=">=4.56,<5",
+                flash_attn="recommended",
+                packages=("torchvision", "accelerate"),
+                pip='pip install "transformers>=4.56,<5" torchvision accelerate',
+                source="MTEB extra llama-nemotron-embed-vl-1b-v2 (transformers>=4.56); NeMo-Retriever "
+                "PR #2470 (older revisions fail on Transformers 5)",
+            ),
+            ModelEnvironment(
+                name="nvembed",
+                transformers=">=4.42,<4.48",
+                flash_attn="recommended",
+                packages=("sentence-transformers",),
+                pip='pip install "pagesight[nvembed]"',
+                source="NV-Embed-v2 model card (transformers==4.42.4, sentence-transformers==2.7.0); "
+                "MTEB issue #3287 (MISTRAL_INPUTS_DOCSTRING import error on newer transformers)",
+            ),
+            ModelEnvironment(
+                name="e5v",
+                transformers=">=4.41,<=4.44.2",
+                flash_attn="no",
+                pip='pip install "pagesight[e5v]"',
+                source="MTEB issue #1647 and extra e5-v (transformers<=4.44.2; worked with 4.41.2)",
+            ),
+        )
+    }
+)
+"""Extra name -> :class:`ModelEnvironment`: the working package set of each model group.
+
+The groups conflict (different transformers pins), so each is its own extra and none is in
+``all``. :func:`pagesight.models.environment.check_environment` compares the installed versions with a
+model's row before anything is downloaded; ``pagesight doctor MODEL`` prints the same.
+"""
 
 
 def _minilm_path() -> Path | None:
@@ -163,7 +273,7 @@ _CC_BY_NC = "CC-BY-NC-4.0"
 
 
 def _colembed(
-    alias: str, revision: str, dimensions: int | None, license: str, transformers: str
+    alias: str, revision: str, dimensions: int | None, license: str, transformers: str, **kw: Any
 ) -> ModelSpec:
     return ModelSpec(
         alias=alias,
@@ -177,8 +287,24 @@ def _colembed(
         commercial_use=False,
         requires_remote_code=True,
         transformers_version=transformers,
+        **kw,
     )
 
+
+def _was(commit: str, environment: str) -> Mapping[str, str]:
+    """A previous pin (still selectable with ``revision=``) and the environment that runs it."""
+    return MappingProxyType({commit: environment})
+
+
+_STANDIN = "stand-in tests only (no weights offline)"
+_V1_VERIFIED = (
+    f"{_STANDIN}: composite-config to_dict bug, flash-attn imported at module top, list outputs; "
+    "pins and transformers 4.49.0 from MTEB (PR #3925, pyproject extra)"
+)
+_QWEN_VERIFIED = (
+    f"{_STANDIN}: _get_processor() from config._name_or_path, image_grid_thw, DataLoader per call; "
+    "pins and transformers 5.0.0 from MTEB PR #4125"
+)
 
 _NVIDIA_OPEN = "NVIDIA Open Model License"
 
@@ -257,38 +383,57 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
         ),
         "llama-nemoretriever-colembed-3b-v1": _colembed(
             "llama-nemoretriever-colembed-3b-v1",
-            "50c36f4d5271c6851aa08bd26d69f6e7ca8b870c",
+            # MTEB PR #3925 moved off 50c36f4d ("visual_config crash" on load, MTEB issue #3917)
+            "4194bdd2cd2871f220ddba6273ce173ef1217a1e",
             3072,
             _NVIDIA_NC_V1,
             "4.49.0",
+            environment="colembed-llama",
+            previous_revisions=_was("50c36f4d5271c6851aa08bd26d69f6e7ca8b870c", "colembed-llama"),
+            verified=_V1_VERIFIED,
+            flash_attn="required",
         ),
         "llama-nemoretriever-colembed-1b-v1": _colembed(
             "llama-nemoretriever-colembed-1b-v1",
-            "1f0fdea7f5b19532a750be109b19072d719b8177",
+            "6eade800103413033f260bb55b49fe039fd28a6e",  # MTEB PR #3925 (was 1f0fdea7)
             2048,
             _NVIDIA_NC_V1,
             "4.49.0",
+            environment="colembed-llama",
+            previous_revisions=_was("1f0fdea7f5b19532a750be109b19072d719b8177", "colembed-llama"),
+            verified=_V1_VERIFIED,
+            flash_attn="required",
         ),
         "llama-nemotron-colembed-vl-3b-v2": _colembed(
             "llama-nemotron-colembed-vl-3b-v2",
-            "75f03c712cb3a252e062295f9a0966e5d95d6156",
+            "680b47b199f99bc0ec2f4e90ffa583ec0c2e452c",  # MTEB PR #4125 (was 75f03c71)
             3072,
             _NVIDIA_NC_V2,
             "4.49.0",
+            environment="colembed-llama",
+            previous_revisions=_was("75f03c712cb3a252e062295f9a0966e5d95d6156", "colembed-llama"),
+            verified=f"{_STANDIN}: tiling 8 tiles + thumbnail (NeMo-Retriever retrieval-bench, quoting "
+            "the card); pin and transformers 4.49.0 from MTEB",
         ),
         "nemotron-colembed-vl-4b-v2": _colembed(
             "nemotron-colembed-vl-4b-v2",
-            "823b1625c15fe3da73fa094205e538a7a2301a2a",
+            "0ed152d91f8ad4c5d48296b51c220f686641a398",  # MTEB PR #4125 (was 823b1625, 5.0.0rc0)
             2560,
             _CC_BY_NC,
-            "5.0.0rc0",
+            "5.0.0",
+            environment="colembed-qwen",
+            previous_revisions=_was("823b1625c15fe3da73fa094205e538a7a2301a2a", "colembed-qwen-rc"),
+            verified=_QWEN_VERIFIED,
         ),
         "nemotron-colembed-vl-8b-v2": _colembed(
             "nemotron-colembed-vl-8b-v2",
-            "6cbe43579dda6237768fc373768ad372cc5cdfec",
+            "34b640612f311ed05a6c7c62c6564847ed555f5f",  # MTEB PR #4125 (was 6cbe4357, 5.0.0rc0)
             4096,
             _CC_BY_NC,
-            "5.0.0rc0",
+            "5.0.0",
+            environment="colembed-qwen",
+            previous_revisions=_was("6cbe43579dda6237768fc373768ad372cc5cdfec", "colembed-qwen-rc"),
+            verified=_QWEN_VERIFIED,
         ),
         # Dense vision-language. Licenses and sizes from the model cards. Revisions are pinned where a
         # commit could be verified offline; the others load the Hub's current main (a warning
@@ -299,10 +444,15 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
             2048,
             _NVIDIA_OPEN,
             "nvidia",
-            revision="859e1f2dac29c56c37a5279cf55f53f3e74efc6b",
+            # NeMo-Retriever's pin for Transformers 5 (PRs #2470, #2532); 859e1f2d is MTEB's
+            revision="582e3bf72aee355e3c59ed89de53543c5b0657ee",
             max_tokens=10240,
             commercial_use=True,
             requires_remote_code=True,
+            environment="nvidia-vl",
+            previous_revisions=_was("859e1f2dac29c56c37a5279cf55f53f3e74efc6b", "nvidia-vl-tf4"),
+            verified=f"{_STANDIN}: forced flash-attention 2, unpinned inner processor, TypeError at "
+            "encode; pin from NeMo-Retriever",
         ),
         "llama-3.2-nemoretriever-1b-vlm-embed-v1": _dense_vl(
             "llama-3.2-nemoretriever-1b-vlm-embed-v1",
@@ -312,6 +462,8 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
             "nvidia",
             commercial_use=True,
             requires_remote_code=True,
+            verified="UNVERIFIED: no public code loads this id from the Hub with the encode_* API "
+            "(NVIDIA serves it through the NIM API); no revision pinned",
         ),
         "clip-vit-b-32": _dense_vl(
             "clip-vit-b-32",
@@ -358,10 +510,12 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
             4096,
             _CC_BY_NC,
             "nv-embed",
-            revision="7604d305b621f14095a1aa23d351674c2859553a",
+            revision="7604d305b621f14095a1aa23d351674c2859553a",  # MTEB's pin
             max_tokens=32768,
             commercial_use=False,
             requires_remote_code=True,
+            environment="nvembed",
+            verified=f"{_STANDIN} (sentence-transformers path); transformers pin from its card and MTEB",
         ),
         "e5-v": _dense_vl(
             "e5-v",
@@ -369,8 +523,10 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
             4096,
             None,  # the card states no license; the weights are Llama 3 (LLaVA-NeXT-8B) based
             "e5-v",
-            revision="0c1f22679417b3ae925d779442221c40cd1861ab",
+            revision="0c1f22679417b3ae925d779442221c40cd1861ab",  # MTEB's pin
             max_tokens=8192,
+            environment="e5v",
+            verified="tiny random LLaVA-NeXT (native transformers classes); transformers<=4.44.2 from MTEB",
         ),
         # Rerankers. No revision of ms-marco-minilm-l6-v2 could be verified offline (it follows the
         # Hub's main); nanoranker's weights ship inside its wheel (ONNX): no download, no revision.
@@ -378,12 +534,21 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
             alias="llama-nemotron-rerank-vl-1b-v2",
             kind="reranker",
             hf_id="nvidia/llama-nemotron-rerank-vl-1b-v2",
-            revision="b8a9987b05b75db5ad949c825cbcbf6eb7c48b5a",
+            # NeMo-Retriever PR #2500: the revision that runs on Transformers 5
+            revision="9c20c4aedf9ec87b6b7346c3bc4754ea030dab35",
             license=_NVIDIA_OPEN,
             max_tokens=10240,
             backend="nvidia",
             commercial_use=True,
             requires_remote_code=True,
+            environment="nvidia-vl",
+            previous_revisions=MappingProxyType(
+                {
+                    "b8a9987b05b75db5ad949c825cbcbf6eb7c48b5a": "nvidia-vl-tf4",
+                    "edc083f4b3a433d65287cbca916759c9f88fa887": "nvidia-vl-tf4",
+                }
+            ),
+            verified=f"{_STANDIN}: budget per input kind, NaN logits; pin from NeMo-Retriever",
         ),
         "ms-marco-minilm-l6-v2": ModelSpec(
             alias="ms-marco-minilm-l6-v2",
@@ -478,6 +643,16 @@ TRANSFORMERS_PINS: Mapping[str, str] = MappingProxyType(
     }
 )
 """Hub id -> the transformers version its remote code was written for (the model cards say)."""
+
+
+def environment_for(spec: ModelSpec, revision: str | None = None) -> ModelEnvironment | None:
+    """The :data:`ENVIRONMENTS` row that runs ``spec`` at ``revision`` (``None``: its pinned one).
+
+    A previous pin gets its own row; an unknown commit gets the current pin's row (the best guess);
+    a spec without an ``environment`` gets ``None``.
+    """
+    name = spec.previous_revisions.get(revision or "") or spec.environment
+    return ENVIRONMENTS.get(name) if name else None
 
 
 def known_aliases(kind: ModelKind = "dense-text") -> list[str]:

@@ -3,8 +3,9 @@
 Both builders take the same retrieval arguments (a store with an embedder, or a framework
 retriever, and an optional reranker); this module turns the framework-free ones into pages:
 
-- :class:`StoreSearch` searches a store with :class:`~pagesight.retrieval.search.PageSearcher`,
-  opening the store and building the searcher on the first question (thread-safe);
+- :class:`StorePlan` records the store search a builder hands to its framework's page retriever
+  (:class:`~pagesight.integrations.langchain.PageRetriever`,
+  :class:`~pagesight.integrations.llama_index.PageNodeRetriever`), checked but opened nowhere;
 - :func:`query_encoder` and :func:`model_reranker` turn ``embedder=`` and ``reranker=`` into the
   encoder and :class:`~pagesight.models.rerank.Reranker` objects the searcher uses;
 - :func:`plan_retrieval` decides what a builder retrieves with, and :func:`rerank_hits` reranks
@@ -15,16 +16,16 @@ Reading framework documents as pages (``page_hit``, ``hit_metadata``, ...) lives
 
 Example::
 
-    pages = StoreSearch("index/", None, mode="hybrid", reranker=None)   # opens nothing yet
-    hits = pages.search("how do I cite R?", k=5)                        # best first
+    plan, reranker = plan_retrieval("index/", None, None, None, framework_reranker=False,
+                                    mode="hybrid", k=5, rerank_candidates=20, trust_remote_code=False)
+    plan.store, plan.mode                                   # "index/", "hybrid": nothing opened
 """
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,13 +41,14 @@ from pagesight.integrations._convert import (
 from pagesight.types import Hit
 
 if TYPE_CHECKING:
+    from pagesight.index import Index
     from pagesight.models.rerank import Reranker
     from pagesight.retrieval.multivector import MultiVectorStore
-    from pagesight.retrieval.search import Mode, PageSearcher
+    from pagesight.retrieval.search import Mode
     from pagesight.retrieval.store import PageStore
 
 __all__ = [
-    "StoreSearch",
+    "StorePlan",
     "check_embedder",
     "check_options",
     "hit_metadata",
@@ -152,8 +154,11 @@ def model_reranker(reranker: Any, *, trust_remote_code: bool) -> Reranker | None
 
 
 def _check_store(store: Any) -> None:
+    from pagesight.index import Index
     from pagesight.pipelines.stores import is_store_url
 
+    if isinstance(store, Index):
+        return
     if isinstance(store, (str, Path)):
         if not is_store_url(store) and not Path(store).is_dir():
             raise ConfigurationError(
@@ -162,70 +167,37 @@ def _check_store(store: Any) -> None:
         return
     if not hasattr(store, "search") or not hasattr(store, "image_dir"):
         raise ConfigurationError(
-            f"`store` must be a PageStore, a MultiVectorStore, a store folder or a Chroma server URL, "
-            f"got {type(store).__name__}"
+            "`store` must be an Index, a PageStore, a MultiVectorStore, a store folder or a Chroma "
+            f"server URL, got {type(store).__name__}"
         )
 
 
-class StoreSearch:
-    """Search a page store; the store opens and the searcher is built on the first question.
+@dataclass(frozen=True)
+class StorePlan:
+    """A store search a builder hands to its framework's page retriever (nothing opened yet).
 
-    Args:
-        store: a :class:`~pagesight.retrieval.store.PageStore`, a
+    Attributes:
+        store: an :class:`~pagesight.Index`, a :class:`~pagesight.retrieval.store.PageStore`, a
             :class:`~pagesight.retrieval.multivector.MultiVectorStore`, a store folder or a Chroma
-            server URL (opened with :func:`pagesight.pipelines.stores.open_store`).
+            server URL.
         embedder: see :func:`query_encoder` (ignored in ``"bm25"`` mode).
         mode: ``"hybrid"``, ``"dense"`` or ``"bm25"``.
-        reranker: a reranker applied inside the searcher, or ``None``.
+        reranker: a reranker applied inside the search, or ``None`` (``"none"`` for the retriever).
         rerank_candidates: pages the reranker sees.
         trust_remote_code: allow the models' own code.
-
-    Raises:
-        ConfigurationError: ``store`` is a folder that holds no store, or not a store at all.
     """
 
-    def __init__(
-        self,
-        store: PageStore | MultiVectorStore | str | Path,
-        embedder: Any,
-        *,
-        mode: Mode = "hybrid",
-        reranker: Reranker | None = None,
-        rerank_candidates: int = 20,
-        trust_remote_code: bool = False,
-    ) -> None:
-        check_choice("mode", mode, ("hybrid", "dense", "bm25"))
-        _check_store(store)
-        check_embedder(embedder)
-        self._store_arg = store
-        self.embedder = embedder
-        self.mode: Mode = mode
-        self.reranker = reranker
-        self.rerank_candidates = rerank_candidates
-        self.trust_remote_code = trust_remote_code
-        self._searcher: PageSearcher | None = None
-        self._lock = threading.Lock()
+    store: Any
+    embedder: Any
+    mode: Mode
+    reranker: Reranker | None
+    rerank_candidates: int
+    trust_remote_code: bool
 
-    @property
-    def searcher(self) -> PageSearcher:
-        """The searcher, built (store opened, encoder constructed) on first use."""
-        with self._lock:
-            if self._searcher is None:
-                from pagesight.index import Index
-
-                trust = self.trust_remote_code
-                index = Index.open(self._store_arg, trust_remote_code=trust)
-                if self.mode != "bm25" and self.embedder is not None:
-                    encoder = query_encoder(self.embedder, index.store, trust_remote_code=trust)
-                    index = Index.open(index.store, encoder=encoder, trust_remote_code=trust)
-                self._searcher = index.searcher(
-                    self.mode, self.reranker, rerank_candidates=self.rerank_candidates
-                )
-            return self._searcher
-
-    def search(self, question: str, k: int) -> list[Hit]:
-        """The ``k`` best pages for ``question``, best first (reranked when a reranker is set)."""
-        return self.searcher.search(question, k=k)
+    def __post_init__(self) -> None:
+        check_choice("mode", self.mode, ("hybrid", "dense", "bm25"))
+        _check_store(self.store)
+        check_embedder(self.embedder)
 
 
 def plan_retrieval(
@@ -239,9 +211,12 @@ def plan_retrieval(
     k: int,
     rerank_candidates: int,
     trust_remote_code: bool,
-) -> tuple[StoreSearch | None, Reranker | None]:
+) -> tuple[StorePlan | None, Reranker | None]:
     """What a builder retrieves with: the store search (``None`` when ``retriever`` does it) and
     pagesight's own reranker (``None`` when ``reranker`` is the framework's own reranker or absent).
+
+    With a store, the reranker is applied inside the search (it is the plan's ``reranker``); with a
+    ``retriever``, the builder applies it to what the retriever returns.
 
     An ``embedder`` given beside a ``retriever`` is ignored with a warning.
 
@@ -255,7 +230,7 @@ def plan_retrieval(
         if embedder is not None:
             warnings.warn("`embedder` is ignored: the retriever embeds its own queries", stacklevel=3)
         return None, model
-    search = StoreSearch(
+    plan = StorePlan(
         store,
         embedder,
         mode=mode,  # type: ignore[arg-type]
@@ -263,13 +238,17 @@ def plan_retrieval(
         rerank_candidates=max(k, rerank_candidates),
         trust_remote_code=trust_remote_code,
     )
-    return search, model
+    return plan, model
 
 
-def store_image_root(store: PageStore | MultiVectorStore | str | Path | None) -> Path | None:
+def store_image_root(store: Index | PageStore | MultiVectorStore | str | Path | None) -> Path | None:
     """The folder relative ``image`` paths point into: the store's image folder (``None``: no store)."""
+    from pagesight.index import Index
+
     if store is None:
         return None
+    if isinstance(store, Index):
+        store = store.location  # a folder's default image folder, or a server URL: no images here
     if isinstance(store, (str, Path)):
         from pagesight.integrations._encoder import image_root
         from pagesight.pipelines.stores import is_store_url

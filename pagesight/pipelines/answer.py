@@ -28,6 +28,7 @@ __all__ = [
     "ExtractiveGenerator",
     "answer",
     "citation_label",
+    "page_reference",
     "parse_citations",
     "resolve_citations",
     "source_name",
@@ -35,8 +36,11 @@ __all__ = [
 
 # One level of brackets may nest inside a citation: "[report [final].pdf p.3]".
 _BRACKETS = re.compile(r"\[((?:[^\[\]]|\[[^\[\]]*\])+)\]")
-# One citation inside brackets: "<file> p.<N>", also "<file>, p. N", "<file> page N", "<file> pp. N".
-_ONE_CITATION = re.compile(r"^\s*(.+?)[\s,:]+(?:pp?\.?|pages?)\s*(\d+)\s*$", re.IGNORECASE)
+# One citation inside brackets: "<file> p.<N>", also "<file>, p. N", "<file> page N", "<file> pp. N",
+# each maybe followed by the printed page label: "<file> p.41 (printed 37)".
+_ONE_CITATION = re.compile(
+    r"^\s*(.+?)[\s,:]+(?:pp?\.?|pages?)\s*(\d+)(?:\s*\(\s*printed\b[^()]*\))?\s*$", re.IGNORECASE
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+|\n{2,}")
 
 
@@ -45,9 +49,23 @@ def source_name(source: str) -> str:
     return source.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1] or source
 
 
+def page_reference(source: str, page: int, page_label: str | None = None) -> str:
+    """``<file> p.<N>``, plus `` (printed <label>)`` when the PDF's printed page label differs from N.
+
+    ``N`` is always the page's 1-based index in the file (what ids, ``eval`` keys and PDF viewers'
+    "go to page" use); the label is what is printed on the page (``37``, ``iv``, ``A-3``).
+
+    Example:
+        >>> page_reference("docs/R-FAQ.pdf", 41, "37"), page_reference("a.pdf", 3, "3")
+        ('R-FAQ.pdf p.41 (printed 37)', 'a.pdf p.3')
+    """
+    ref = f"{source_name(source)} p.{page}"
+    return f"{ref} (printed {page_label})" if page_label and page_label != str(page) else ref
+
+
 def citation_label(hit: Hit) -> str:
-    """``[<file> p.<N>]`` for a page."""
-    return f"[{source_name(hit.source)} p.{hit.page}]"
+    """``[<file> p.<N>]`` for a page, ``[<file> p.<N> (printed <label>)]`` when its printed label differs."""
+    return f"[{page_reference(hit.source, hit.page, getattr(hit, 'page_label', None))}]"
 
 
 def parse_citations(text: str) -> list[tuple[str, int]]:
@@ -81,12 +99,14 @@ class Citation:
         page: 1-based page number.
         image: the page image in the store, if any.
         score: the page's retrieval score.
+        page_label: the page's printed label, when the PDF defines page labels.
     """
 
     source: str
     page: int
     image: str | None
     score: float
+    page_label: str | None = None
 
 
 @dataclass(slots=True)
@@ -119,6 +139,7 @@ class Answer:
                 {
                     "source": h.source,
                     "page": h.page,
+                    "page_label": h.page_label,
                     "score": h.score,
                     "image": str(h.image) if h.image else None,
                     "text": h.text,
@@ -141,14 +162,51 @@ class StreamingGenerator(Generator, Protocol):
     def stream(self, question: str, pages: Sequence[Hit]) -> Iterator[str]: ...
 
 
+# A sentence that announces what follows ("execute either:", "with following steps.", "try the
+# following"): what it announces (a command, the first step) comes on the next lines.
+_INTRODUCES = re.compile(r"(?::|\b(?:the\s+)?following(?:\s+\w+)?\.?|\bas\s+follows\.?)$", re.IGNORECASE)
+_MIN_SENTENCE, _MAX_PASSAGE = 40, 600
+
+
+def _with_what_follows(paragraphs: list[list[str]]) -> list[list[str]]:
+    """Join each sentence that introduces what follows with the sentences after it, across paragraph
+    breaks, until at least ``_MIN_SENTENCE`` characters of them are in (a short command, a "1.")
+    and they do not end with a colon themselves (``stanza like "hosts: files dns"``)."""
+    pieces = [(n, s) for n, sentences in enumerate(paragraphs) for s in sentences if s]
+    joined: list[list[str]] = [[] for _ in paragraphs]
+    i = 0
+    while i < len(pieces):
+        n, sentence = pieces[i]
+        i += 1
+        if _INTRODUCES.search(sentence):
+            taken = ""
+            while i < len(pieces) and (len(taken) < _MIN_SENTENCE or _INTRODUCES.search(taken)):
+                nxt = pieces[i][1]
+                if len(sentence) + len(taken) + len(nxt) + 1 > _MAX_PASSAGE:
+                    break
+                taken = f"{taken} {nxt}".strip()
+                i += 1
+            sentence = f"{sentence} {taken}".strip()
+        joined[n].append(sentence)
+    return joined
+
+
 def _passages(text: str) -> list[str]:
-    """Candidate quotes of a page: each sentence, and each pair of neighbours in one paragraph."""
+    """Candidate quotes of a page: each sentence, and each pair of neighbours in one paragraph.
+
+    A sentence that ends with a colon (or "the following", "as follows") is quoted with what it
+    announces: the ``dpkg --search foo`` after "To identify the package ... execute either:".
+    """
     out: list[str] = []
-    for paragraph in re.split(r"\n\s*\n", text):
-        parts = (" ".join(s.split()) for s in _SENTENCE_END.split(paragraph))
-        sentences = [s for s in parts if len(s) >= 40]
-        out += [s for s in sentences if len(s) <= 600]
-        out += [f"{a} {b}" for a, b in zip(sentences, sentences[1:], strict=False) if len(a) + len(b) <= 600]
+    paragraphs = [
+        [" ".join(s.split()) for s in _SENTENCE_END.split(paragraph)]
+        for paragraph in re.split(r"\n\s*\n", text)
+    ]
+    for parts in _with_what_follows(paragraphs):
+        sentences = [s for s in parts if len(s) >= _MIN_SENTENCE]
+        out += [s for s in sentences if len(s) <= _MAX_PASSAGE]
+        pairs = zip(sentences, sentences[1:], strict=False)
+        out += [f"{a} {b}" for a, b in pairs if len(a) + len(b) <= _MAX_PASSAGE]
     return out
 
 
@@ -159,7 +217,9 @@ class ExtractiveGenerator:
     are scored by cosine similarity to the question with the store's encoder, plus the share of
     the question's words they contain (BM25's tokenizer: stemmed, stopwords dropped) and a small
     bonus for the page's retrieval score. The best ``max_passages`` non-overlapping passages are
-    quoted, each followed by its page citation.
+    quoted, each followed by its page citation, in the order of the pages' retrieval scores (the
+    top page's quotes first). A sentence ending with a colon ("execute either:") is quoted with
+    what it announces (the command on the next line).
 
     Args:
         encoder: the store's encoder, dense or late interaction (then passages are scored by
@@ -223,6 +283,10 @@ class ExtractiveGenerator:
             chosen.append((text, hit))
             if len(chosen) == self.max_passages:
                 break
+        # best page first (the order of the retrieved pages, which the web app shows beside the
+        # answer); a page's own quotes stay in the order of their scores
+        rank = {h.id: i for i, h in enumerate(top)}
+        chosen.sort(key=lambda c: rank[c[1].id])
         return "\n".join(f"“{text}” {citation_label(hit)}" for text, hit in chosen)
 
 
@@ -249,7 +313,8 @@ def resolve_citations(question: str, text: str, retrieved: Sequence[Hit]) -> Ans
             unmatched.append(f"[{name} p.{page}]")
         elif hit.id not in seen:
             seen.add(hit.id)
-            citations.append(Citation(hit.source, hit.page, str(hit.image) if hit.image else None, hit.score))
+            image = str(hit.image) if hit.image else None
+            citations.append(Citation(hit.source, hit.page, image, hit.score, hit.page_label))
     return Answer(question, text, citations, list(retrieved), unmatched)
 
 
@@ -274,7 +339,14 @@ def answer(
     Returns:
         An :class:`Answer` whose ``citations`` are the cited pages found among the retrieved ones
         and whose ``unmatched_citations`` lists any other citation the generator wrote.
+
+    Raises:
+        ModelNotAvailableError: a generator with a ``check()`` (Ollama) finds its server down or
+            its model not pulled; this is asked before anything is retrieved.
     """
+    check = getattr(generator, "check", None)
+    if callable(check):
+        check()  # a server that is down fails in a second, not after the retrieval model has loaded
     retrieved = searcher.search(question, k=k)
     if on_token is not None and isinstance(generator, StreamingGenerator):
         pieces: list[str] = []

@@ -15,6 +15,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union, cast
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from pagesight._terminal import safe
 from pagesight.documents import expand_sources, is_url, load_source, source_name
-from pagesight.documents._common import reading
+from pagesight.documents._common import canonical_source, reading, same_source
 from pagesight.documents.page import Page, sha256_file
 from pagesight.documents.url import redact_url
 from pagesight.errors import (
@@ -35,6 +36,7 @@ from pagesight.errors import (
 from pagesight.models._pages import page_embedding_text
 from pagesight.models.base import DenseTextEncoder, LateInteractionEncoder
 from pagesight.pipelines._prefetch import prefetch
+from pagesight.pipelines.distributed import RayExecutor, as_executor, ingest_on_ray
 from pagesight.retrieval.store import PageStore
 
 if TYPE_CHECKING:
@@ -43,7 +45,14 @@ if TYPE_CHECKING:
 Encoder = DenseTextEncoder | LateInteractionEncoder
 Store = Union[PageStore, "MultiVectorStore"]
 
-__all__ = ["SourceResult", "IngestReport", "ingest", "is_late_interaction", "page_embedding_text"]
+__all__ = [
+    "SourceResult",
+    "IngestReport",
+    "IngestProgress",
+    "ingest",
+    "is_late_interaction",
+    "page_embedding_text",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +112,108 @@ class IngestReport:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class IngestProgress:
+    """Where an :func:`ingest` run stands; ``on_progress`` gets one after each embedded batch and source.
+
+    Attributes:
+        pages_done: pages loaded and embedded so far in this run (sources skipped as unchanged add none).
+        pages_total: pages expected in all: each file's page count read up front (PDF page counts,
+            image frames), each source's real count once it is done. Never below ``pages_done``.
+        uncounted: URLs not done yet (their page count is known only once loaded): the total
+            grows as they load.
+        sources_done: sources finished (indexed, unchanged or failed).
+        sources_total: sources in the run (folders expanded).
+        source: the source being indexed, or just finished.
+        result: the source's outcome, on the update sent when it finishes (else ``None``).
+    """
+
+    pages_done: int
+    pages_total: int
+    uncounted: int
+    sources_done: int
+    sources_total: int
+    source: str | None = None
+    result: SourceResult | None = None
+
+
+def _page_count(source: str) -> int | None:
+    """The pages ``source`` will give, read cheaply (PDF page count, image frames); ``None`` for a URL.
+
+    A file that cannot be counted here (missing, damaged, encrypted) counts 0 until it is done.
+    """
+    from pagesight.documents.sources import IMAGE_EXTENSIONS, PDF_EXTENSIONS
+
+    if is_url(source):
+        return None
+    suffix = Path(source).suffix.lower()
+    try:
+        if suffix in PDF_EXTENSIONS:
+            import pymupdf
+
+            with pymupdf.open(source) as doc:
+                return int(doc.page_count)
+        if suffix in IMAGE_EXTENSIONS:
+            from PIL import Image
+
+            with Image.open(source) as image:
+                return int(getattr(image, "n_frames", 1))
+    except Exception:  # unreadable here: the loader reports it; the total is corrected when it is done
+        return 0
+    return 0
+
+
+class _Tracker:
+    """Counts pages for ``on_progress``: the up-front total, corrected as each source finishes."""
+
+    def __init__(self, sources: Sequence[str], on_progress: Callable[[IngestProgress], None]) -> None:
+        self.on_progress = on_progress
+        self.counts = [_page_count(s) for s in sources]
+        self.total = sum(c or 0 for c in self.counts)
+        self.uncounted = sum(c is None for c in self.counts)
+        self.done = 0
+        self.in_source = 0
+        self.sources_done = 0
+        self.sources_total = len(sources)
+
+    def send(self, source: str | None, result: SourceResult | None = None) -> None:
+        self.total = max(self.total, self.done)
+        self.on_progress(
+            IngestProgress(
+                self.done, self.total, self.uncounted, self.sources_done, self.sources_total, source, result
+            )
+        )
+
+    def pages(self, source: str, n: int) -> None:
+        self.done += n
+        self.in_source += n
+        self.send(source)
+
+    def finished(self, index: int, result: SourceResult) -> None:
+        expected = self.counts[index]
+        self.total += self.in_source - (expected or 0)  # the real count replaces the estimate
+        self.uncounted -= expected is None
+        self.in_source = 0
+        self.sources_done += 1
+        self.send(result.source, result)
+
+
+class _Bar:
+    """A progress bar that also reports each update to ``on_pages``."""
+
+    def __init__(self, bar: Any, on_pages: Callable[[int], None] | None) -> None:
+        self.bar = bar
+        self.on_pages = on_pages
+
+    def update(self, n: int) -> None:
+        self.bar.update(n)
+        if self.on_pages is not None:
+            self.on_pages(n)
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        self.bar.set_postfix_str(text, refresh=refresh)
+
+
 def _progress(total: int | None, desc: str, enabled: bool | None) -> Any:
     from tqdm.auto import tqdm
 
@@ -151,22 +262,51 @@ def _embed_pages(
 
 
 def _same_bytes_elsewhere(
-    store: Store, source: str, content_hash: str, notes: tuple[str, ...] = ()
+    store: Store, source: str, content_hash: str, notes: tuple[str, ...] = (), *, force: bool = False
 ) -> SourceResult | None:
     """An ``unchanged`` result when another source already holds these bytes, else ``None``.
 
     Page ids derive from the content hash (one record per distinct page), so writing the same bytes
     under a second name would move the first name's pages to it, and re-indexing would move them back.
+
+    A store written before names were made absolute holds a path as it was typed
+    (``examples/x.pdf``): when that name is this file read from the current folder, it is the same
+    source, ``unchanged`` without a warning (``force``, or an incomplete copy: ``None``, so it is
+    written again under the absolute name, which moves its records; see :func:`_drop_old_spellings`).
     """
     owner = store.source_with_hash(content_hash)
     if owner is None or owner == source:
         return None
+    if same_source(owner, source):
+        info = None if force else store.source_info(owner)
+        if info is None or info.content_hash != content_hash:
+            return None
+        return SourceResult(source, "unchanged", info.pages, warnings=notes)
     stored = len(store.pages(owner))  # that source's records only, not the whole store
     note = (
         f"{source} has the same bytes as {owner}, which is already indexed; its pages stay under "
         f"that name (delete {owner} first to index them as {source})"
     )
     return SourceResult(source, "unchanged", stored, warnings=(*notes, note))
+
+
+def _old_spellings(name: str) -> list[str]:
+    """Names an older pagesight may have stored ``name`` under: the path as typed from this folder."""
+    if is_url(name) or not os.path.isabs(name):
+        return []
+    try:
+        rel = os.path.relpath(name)
+    except ValueError:  # another drive (Windows)
+        return []
+    return [n for n in dict.fromkeys([rel, os.path.join(os.curdir, rel)]) if n != name]
+
+
+def _drop_old_spellings(store: Store, name: str) -> None:
+    """After ``name`` is written, remove what an older store kept of it under another spelling."""
+    for old in _old_spellings(name):
+        if store.pages(old):
+            removed = store.delete_source(old)
+            logger.info("%s: removed %d pages stored under its old name %s", name, removed, old)
 
 
 def _stored_name(source: str) -> str:
@@ -183,6 +323,7 @@ def _ingest_one(
     batch_size: int,
     show_progress: bool | None,
     loader_options: dict[str, Any],
+    on_pages: Callable[[int], None] | None = None,
 ) -> SourceResult:
     digest: str | None = None  # a file's bytes are known before loading, a URL's only after
     source_name(source)  # a name that is not valid UTF-8 is refused before the store is asked about it
@@ -194,7 +335,7 @@ def _ingest_one(
         indexed = None if force else store.source_info(source)
         if indexed is not None and indexed.content_hash == digest:
             return SourceResult(source, "unchanged", indexed.pages)
-        duplicate = _same_bytes_elsewhere(store, source, digest)
+        duplicate = _same_bytes_elsewhere(store, source, digest, force=force)
         if duplicate is not None:
             return duplicate
     # Stage page images beside the store's image folder so the store can hard-link them in place.
@@ -204,7 +345,8 @@ def _ingest_one(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with _progress(None, safe(Path(name).name or name), show_progress) as bar:
+            with _progress(None, safe(Path(name).name or name), show_progress) as tqdm_bar:
+                bar = _Bar(tqdm_bar, on_pages)
                 options = dict(loader_options)
                 if options.get("ocr", "auto") != "never" and "ocr_progress" not in options:
                     options["ocr_progress"] = lambda n: bar.set_postfix_str(f"OCR {n}", refresh=False)
@@ -226,6 +368,7 @@ def _ingest_one(
             if duplicate is not None:
                 return duplicate
         store.add_source(pages, vectors, embedder=encoder.info)  # type: ignore[arg-type]
+        _drop_old_spellings(store, name)
         return SourceResult(name, "indexed", len(pages), warnings=notes)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -263,6 +406,8 @@ def ingest(
     batch_size: int = 32,
     show_progress: bool | None = None,
     on_result: Callable[[SourceResult], None] | None = None,
+    on_progress: Callable[[IngestProgress], None] | None = None,
+    executor: str | RayExecutor = "local",
     **loader_options: Any,
 ) -> IngestReport:
     """Index ``sources`` (files, folders, URLs) into ``store``.
@@ -277,6 +422,13 @@ def ingest(
         batch_size: pages per embedding call.
         show_progress: progress bars; ``None`` shows them only on a terminal.
         on_result: called after each source (the CLI prints from it).
+        on_progress: called with an :class:`IngestProgress` (pages done and expected) after each
+            embedded batch and each source, for one progress display over the whole run (what
+            ``pagesight index`` shows); the page counts are read up front when it is given.
+        executor: ``"local"`` (this process), ``"ray"`` (a local Ray instance, or the cluster
+            ``$RAY_ADDRESS`` names) or a :class:`~pagesight.pipelines.distributed.RayExecutor`
+            (cluster address, shared folder, workers): pages are loaded and embedded on Ray, with
+            the same guarantees and report (see :mod:`pagesight.pipelines.distributed`).
         **loader_options: passed to the loaders (``dpi``, ``renderer``, ``password``, ``render``, ...;
             for URLs ``timeout`` per connect and read, ``deadline`` for the whole download; OCR:
             ``ocr`` ("auto", "always", "never"), ``ocr_lang``, ``ocr_engine``, ``ocr_figures``,
@@ -316,9 +468,29 @@ def ingest(
         loader_options["ocr_engine"] = pick_engine(loader_options.get("ocr_engine", "auto"))
         # OCR results live beside the store, so re-indexing (and --force) does not OCR again
         loader_options.setdefault("ocr_cache", store.image_dir.parent / "ocr-cache")
+    # One name per file whatever the spelling or the current folder: its absolute path (URLs as given)
+    sources = [canonical_source(os.fsdecode(s)) for s in sources]
+    ray_executor = as_executor(executor)
+    if ray_executor is not None:
+        return ingest_on_ray(
+            sources,
+            store,
+            encoder,
+            ray_executor,
+            force=force,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            on_result=on_result,
+            on_progress=on_progress,
+            loader_options=loader_options,
+        )
     report = IngestReport()
     said: set[str] = set()  # the "no OCR engine" warning is given once, not once per source
-    for source in expand_sources([os.fsdecode(s) for s in sources], exclude=_store_folders(store)):
+    expanded = expand_sources([os.fsdecode(s) for s in sources], exclude=_store_folders(store))
+    tracker = _Tracker(expanded, on_progress) if on_progress is not None else None
+    if tracker is not None:
+        tracker.send(None)  # the total, before the first page
+    for number, source in enumerate(expanded):
         try:
             result = _ingest_one(
                 source,
@@ -328,6 +500,7 @@ def ingest(
                 batch_size=batch_size,
                 show_progress=show_progress,
                 loader_options=loader_options,
+                on_pages=partial(tracker.pages, source) if tracker is not None else None,
             )
         except (StoreMismatchError, ModelNotAvailableError, ConfigurationError, MissingDependencyError):
             raise  # not about this source: every other source would fail the same way
@@ -340,4 +513,6 @@ def ingest(
         report.results.append(result)
         if on_result is not None:
             on_result(result)
+        if tracker is not None:
+            tracker.finished(number, result)
     return report

@@ -321,8 +321,14 @@ class BM25Index:
         terms = [t for t in terms if t in vocab and t != ""]
         if not terms:
             return []
-        scores = self._retriever.get_scores(terms)
-        hits = [(self._ids[i], float(s)) for i, s in enumerate(scores) if s > 0]
+        import numpy as np
+
+        scores = np.asarray(self._retriever.get_scores(terms))
+        rows = np.flatnonzero(scores > 0)
+        if len(rows) > k:  # keep the k best and every tie of the k-th, then sort those only
+            kth = scores[rows[np.argpartition(-scores[rows], k - 1)[:k]]].min()
+            rows = rows[scores[rows] >= kth]
+        hits = [(self._ids[i], float(scores[i])) for i in rows.tolist()]
         hits.sort(key=lambda h: (-h[1], h[0]))
         return hits[:k]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from typing import TYPE_CHECKING, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 from pagesight._checks import check_choice, check_int
 from pagesight._terminal import valid_utf8
@@ -15,6 +15,7 @@ from pagesight.retrieval.store import Hit, PageStore
 
 if TYPE_CHECKING:
     from pagesight.models.rerank import Reranker
+    from pagesight.retrieval.bm25 import SegmentedBM25
     from pagesight.retrieval.hybrid import BM25Index
     from pagesight.retrieval.multivector import MultiVectorStore
 
@@ -62,6 +63,9 @@ class PageSearcher:
             marks for encoders without a tokenizer and in ``"bm25"`` mode); a longer one raises
             :class:`~pagesight.errors.ConfigurationError`. ``None`` lifts the limit. Queries longer
             than a dense text model's window are embedded in pooled windows, never cut.
+        maxsim_candidates: late interaction: pages the summary vectors propose for exact MaxSim
+            (``None``: at least 100, twice the pages asked for).
+        maxsim_device: late interaction: where MaxSim runs (``None``/``"cpu"``, ``"cuda"``, ``"cuda:N"``).
 
     With a late-interaction encoder and a :class:`~pagesight.retrieval.multivector.MultiVectorStore`,
     the "dense" side is exact MaxSim over the store's candidates (``score`` is then the MaxSim
@@ -84,6 +88,8 @@ class PageSearcher:
         reranker: Reranker | None = None,
         rerank_candidates: int = 20,
         max_query_tokens: int | None = DEFAULT_MAX_QUERY_TOKENS,
+        maxsim_candidates: int | None = None,
+        maxsim_device: str | None = None,
     ) -> None:
         check_choice("mode", mode, get_args(Mode))
         if mode != "bm25" and encoder is None:
@@ -100,54 +106,100 @@ class PageSearcher:
         check_int("max_query_tokens", max_query_tokens, least=1, optional=True)
         self.rerank_candidates = rerank_candidates
         self.max_query_tokens = max_query_tokens
+        check_int("maxsim_candidates", maxsim_candidates, least=1, optional=True)
+        self.maxsim_candidates = maxsim_candidates
+        self.maxsim_device = maxsim_device
         self._bm25: BM25Index | None = None
         self._lock = threading.Lock()
 
-    def _bm25_index(self) -> BM25Index:
+    def _bm25_index(self) -> BM25Index | SegmentedBM25:
         from pagesight.retrieval.hybrid import BM25Index
 
+        stored = getattr(self.store, "bm25_index", None)
+        if callable(stored):  # saved with the store and kept current by its writes: loaded, not rebuilt
+            return cast("SegmentedBM25", stored())
         with self._lock:
             if self._bm25 is None:
                 pages = self.store.pages()
                 self._bm25 = BM25Index.build([p.id for p in pages], [p.text for p in pages])
             return self._bm25
 
-    def _dense(self, query: str, n: int) -> list[Hit]:
+    def _dense(self, query: str, n: int, source: str | None = None, image: Any = None) -> list[Hit]:
         encoder = self.encoder
         if encoder is None:
             raise ConfigurationError(f"mode {self.mode!r} needs an encoder")
+        if image is not None:
+            from pagesight.retrieval.query_image import check_image_encoder, open_query_image
+
+            check_image_encoder(encoder)
+            embedded = encoder.encode_images([open_query_image(image)])[0]  # type: ignore[union-attr]
         if encoder.info.kind == "late-interaction":
             if not self.store.multivector:
                 raise ConfigurationError("a late-interaction encoder searches a MultiVectorStore")
-            tokens = cast(LateInteractionEncoder, encoder).encode_queries([query])[0]
+            if image is None:
+                embedded = cast(LateInteractionEncoder, encoder).encode_queries([query])[0]
             return cast("MultiVectorStore", self.store).search(
-                tokens, n, embedder=encoder.info, candidates=max(100, 2 * n), exhaustive=self.exhaustive
+                embedded,
+                n,
+                embedder=encoder.info,
+                candidates=self.maxsim_candidates or max(100, 2 * n),
+                exhaustive=self.exhaustive,
+                device=self.maxsim_device,
+                source=source,
             )
-        qvec = cast(DenseTextEncoder, encoder).encode_queries([query])[0]
-        return cast(PageStore, self.store).search(qvec, n, embedder=encoder.info)
+        if image is None:
+            embedded = cast(DenseTextEncoder, encoder).encode_queries([query])[0]
+        return cast(PageStore, self.store).search(embedded, n, embedder=encoder.info, source=source)
+
+    def _sparse(self, query: str, n: int, source: str | None) -> list[tuple[str, float]]:
+        """BM25's ``n`` best ``(id, score)`` pairs, of ``source``'s pages only when it is given."""
+        index = self._bm25_index()
+        if source is None:
+            return index.search(query, n)
+        kept = {hit.id for hit in self.store.pages(source)}
+        return [(i, score) for i, score in index.search(query, max(len(index), n)) if i in kept][:n]
 
     def refresh(self) -> None:
         """Forget the cached BM25 index (call after writing to the store)."""
         with self._lock:
             self._bm25 = None
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
+    def search(
+        self, query: str = "", k: int = 10, *, source: str | None = None, image: Any = None
+    ) -> list[Hit]:
         """Return the ``k`` best pages for ``query``, best first.
 
         ``score`` is the mode's score, or the reranker's relevance when a reranker is set. A blank
         query returns ``[]``. Lone surrogates (bytes that were not UTF-8, from ``sys.argv`` or
         ``os.fsdecode``) are searched as U+FFFD.
 
+        Args:
+            query: the words to look for (may be blank with ``image``).
+            k: pages to return.
+            source: only pages of this source (path or URL as indexed).
+            image: search by this image (a path, a ``PIL.Image.Image`` or encoded bytes) instead of
+                the query's embedding; the store's model must embed images (dense vision-language,
+                late-interaction image models). ``"hybrid"`` fuses the image's dense hits with BM25
+                on ``query`` when ``query`` has words (the dense hits alone when it has none); the
+                reranker, which scores a text query, reranks only when ``query`` has words.
+
         Raises:
-            ConfigurationError: the query has more than ``max_query_tokens`` tokens.
+            ConfigurationError: the query has more than ``max_query_tokens`` tokens, or ``image``
+                in ``"bm25"`` mode.
+            ImageQueryError: ``image`` and a text-only model.
         """
         query = valid_utf8(query)
-        if k < 1 or not query.strip():
+        if image is not None and self.mode == "bm25":
+            raise ConfigurationError(
+                "mode 'bm25' searches words; search an image with mode 'dense' or 'hybrid'"
+            )
+        if k < 1 or (image is None and not query.strip()):
             return []  # a blank query matches nothing (its embedding would still have neighbours)
-        self._check_length(query)
-        if self.reranker is None:
-            return self._retrieve(query, k)
-        return self._rerank(query, self._retrieve(query, max(k, self.rerank_candidates)), k)
+        if query.strip():
+            self._check_length(query)
+        if self.reranker is None or not query.strip():
+            return self._retrieve(query, k, source, image)
+        return self._rerank(query, self._retrieve(query, max(k, self.rerank_candidates), source, image), k)
 
     def _check_length(self, query: str) -> None:
         limit = self.max_query_tokens
@@ -175,17 +227,17 @@ class PageSearcher:
         ranked = self.reranker.rerank(query, candidates, top_n=k)
         return [_with_score(hits[r.index], r.score) for r in ranked]
 
-    def _retrieve(self, query: str, k: int) -> list[Hit]:
+    def _retrieve(self, query: str, k: int, source: str | None = None, image: Any = None) -> list[Hit]:
         n = max(self.candidates, k)
         dense: list[tuple[str, float]] = []
         dense_hits: dict[str, Hit] = {}
         if self.mode != "bm25":
-            for hit in self._dense(query, n):
+            for hit in self._dense(query, n, source, image):
                 dense.append((hit.id, hit.score))
                 dense_hits[hit.id] = hit
-            if self.mode == "dense":
+            if self.mode == "dense" or not query.strip():
                 return list(dense_hits.values())[:k]
-        sparse = self._bm25_index().search(query, n)
+        sparse = self._sparse(query, n, source)
         if self.mode == "bm25":
             ranked = sparse[:k]
         else:

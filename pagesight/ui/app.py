@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pagesight._deps import require
 from pagesight.documents.sources import SUPPORTED_EXTENSIONS
 from pagesight.errors import ConfigurationError, PagesightError
-from pagesight.pipelines.answer import source_name
+from pagesight.pipelines.answer import page_reference, source_name
 from pagesight.ui.state import (
     DEFAULT_MAX_UPLOAD_BYTES,
     App,
@@ -164,8 +164,8 @@ def _citations_markdown(step: AskStep) -> str:
     lines = []
     if result.citations:
         lines.append("**Cited pages**")
-        for c in result.citations:
-            label = f"{source_name(c.source)} p.{c.page}"
+        for c in sorted(result.citations, key=lambda c: -c.score):  # the best page first
+            label = page_reference(c.source, c.page, c.page_label)
             link = f"[{label}]({file_url(c.image)})" if c.image else label
             lines.append(f"- {link} · score {c.score:.3f}")
     elif result.retrieved:
@@ -214,7 +214,7 @@ def on_select(
     if index is None or not 0 <= index < len(hits):
         return None, ""
     hit = hits[index]
-    title = f"**{source_name(hit.source)} p.{hit.page}** · score {hit.score:.3f}"
+    title = f"**{page_reference(hit.source, hit.page, hit.page_label)}** · score {hit.score:.3f}"
     if not heatmap:
         return (str(hit.image) if hit.image else None), title
     try:

@@ -28,7 +28,7 @@ from urllib.parse import quote, urlsplit
 from pagesight._checks import check_choice, check_int
 from pagesight.documents.sources import SUPPORTED_EXTENSIONS
 from pagesight.errors import ConfigurationError, EmptyStoreError, PagesightError
-from pagesight.pipelines.answer import Answer, StreamingGenerator, resolve_citations, source_name
+from pagesight.pipelines.answer import Answer, StreamingGenerator, page_reference, resolve_citations
 from pagesight.pipelines.ingest import SourceResult
 
 if TYPE_CHECKING:
@@ -117,7 +117,8 @@ def log_line(step: IndexStep) -> str:
 
 def caption(hit: Hit, *, cited: bool = False) -> str:
     """A thumbnail's caption: ``"<file> p.<N> · <score>"``, with ``· cited`` for cited pages."""
-    return f"{source_name(hit.source)} p.{hit.page} · {hit.score:.3f}" + (" · cited" if cited else "")
+    ref = page_reference(hit.source, hit.page, hit.page_label)
+    return f"{ref} · {hit.score:.3f}" + (" · cited" if cited else "")
 
 
 def file_url(path: str | Path) -> str:
@@ -525,6 +526,9 @@ class App:
         if not question:
             raise ConfigurationError("type a question first")
         searcher, generator = self._reader()
+        check = getattr(generator, "check", None)
+        if callable(check):
+            check()  # Ollama down or the model not pulled: say so before retrieving
         retrieved = searcher.search(question, k=self.k)
         yield AskStep("", retrieved)
         if isinstance(generator, StreamingGenerator):

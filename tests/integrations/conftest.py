@@ -90,3 +90,20 @@ def rerank_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     store = build_store(tmp_path_factory.mktemp("rerank-store"))
     yield store
     store.close()
+
+
+@pytest.fixture(scope="session")
+def page_docs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """garden.pdf and network.pdf (``page_index.write_docs``), written once per session."""
+    from tests.integrations.page_index import write_docs
+
+    return write_docs(tmp_path_factory.mktemp("page-docs"))
+
+
+@pytest.fixture(scope="session")
+def page_store(tmp_path_factory: pytest.TempPathFactory, page_docs: dict[str, Path]) -> Path:
+    """A MiniLM store folder of ``page_docs`` written through ``Index.create`` (offline profile), once."""
+    pytest.importorskip("chromadb")
+    from tests.integrations.page_index import build_index
+
+    return build_index(tmp_path_factory.mktemp("page-index"), page_docs)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from pagesight.documents.page import Page
 from pagesight.errors import StoreMismatchError
-from pagesight.integrations import ColEmbedEmbeddings, LateInteractionRetriever
+from pagesight.integrations import ColEmbedEmbeddings, LateInteractionRetriever, PageRetriever
 from pagesight.models.base import EmbedderInfo
 from pagesight.models.colembed import ColEmbedEncoder
 from pagesight.retrieval.multivector import MultiVectorStore
@@ -140,10 +140,14 @@ def test_a_plain_encoder_works_too(store: MultiVectorStore, embeddings: ColEmbed
 
 
 def test_constructor_checks(store: MultiVectorStore, embeddings: ColEmbedEmbeddings) -> None:
-    with pytest.raises(ValidationError, match="exactly one of `embeddings`"):
-        LateInteractionRetriever(store=store)
-    with pytest.raises(ValidationError, match="exactly one of `embeddings`"):
+    # neither: the model the store records embeds the queries (the alias is PageRetriever, mode "dense")
+    recorded = LateInteractionRetriever(store=store)
+    assert isinstance(recorded, PageRetriever) and recorded.mode == "dense"
+    assert recorded.invoke("who won the cup final", k=1)[0].metadata["page"] == 3
+    with pytest.raises(ValidationError, match="at most one of `embeddings`"):
         LateInteractionRetriever(store=store, embeddings=embeddings, encoder=embeddings.encoder)
+    with pytest.raises(ValidationError, match="exactly one of `index`"):
+        LateInteractionRetriever(embeddings=embeddings)
     with pytest.raises(ValidationError):
         LateInteractionRetriever(store=store, embeddings=embeddings, k=0)
     with pytest.raises(ValidationError):

@@ -10,7 +10,7 @@ import pytest
 from llama_index.core.schema import ImageNode, MetadataMode, NodeWithScore, TextNode
 
 from pagesight.errors import ConfigurationError
-from pagesight.integrations import ColEmbedEmbedding, LateInteractionNodeRetriever
+from pagesight.integrations import ColEmbedEmbedding, LateInteractionNodeRetriever, PageNodeRetriever
 from pagesight.models.colembed import ColEmbedEncoder
 from pagesight.retrieval.multivector import MultiVectorStore
 
@@ -89,9 +89,11 @@ def test_exhaustive_and_plain_encoder(store: MultiVectorStore, embed_model: ColE
 
 
 def test_constructor_checks(store: MultiVectorStore, embed_model: ColEmbedEmbedding) -> None:
-    with pytest.raises(ConfigurationError, match="exactly one of `embed_model`"):
-        LateInteractionNodeRetriever(store)
-    with pytest.raises(ConfigurationError, match="exactly one of `embed_model`"):
+    # neither: the model the store records embeds the queries (the alias is PageNodeRetriever, "dense")
+    recorded = LateInteractionNodeRetriever(store, similarity_top_k=1)
+    assert isinstance(recorded, PageNodeRetriever) and recorded.mode == "dense"
+    assert recorded.retrieve("who won the cup final")[0].node.metadata["page"] == 3
+    with pytest.raises(ConfigurationError, match="at most one of `embed_model`"):
         LateInteractionNodeRetriever(store, embed_model, encoder=embed_model.encoder)
     with pytest.raises(ConfigurationError, match="`similarity_top_k` must be an integer of at least 1"):
         LateInteractionNodeRetriever(store, embed_model, similarity_top_k=0)

@@ -226,7 +226,7 @@ def test_registry_model_refused_before_any_download() -> None:
         warnings.simplefilter("ignore")
         enc = ColEmbedEncoder("llama-nemoretriever-colembed-3b-v1")
     with pytest.raises(
-        ConfigurationError, match="50c36f4d5271c6851aa08bd26d69f6e7ca8b870c.*trust_remote_code=True"
+        ConfigurationError, match="4194bdd2cd2871f220ddba6273ce173ef1217a1e.*trust_remote_code=True"
     ):
         enc.load()
 

@@ -26,7 +26,7 @@ from pagesight.models.rerank import (
 def test_registry_entries() -> None:
     vl = RERANKERS["llama-nemotron-rerank-vl-1b-v2"]
     assert vl.hf_id == "nvidia/llama-nemotron-rerank-vl-1b-v2"
-    assert vl.revision == "b8a9987b05b75db5ad949c825cbcbf6eb7c48b5a"
+    assert vl.revision == "9c20c4aedf9ec87b6b7346c3bc4754ea030dab35"
     assert (vl.license, vl.commercial_use, vl.backend) == ("NVIDIA Open Model License", True, "nvidia")
     assert vl.requires_remote_code
     ms = RERANKERS["ms-marco-minilm-l6-v2"]

@@ -65,7 +65,7 @@ def test_pinned_facts() -> None:
     embed = DENSE_VL["llama-nemotron-embed-vl-1b-v2"]
     assert (embed.hf_id, embed.revision, embed.dimensions) == (
         "nvidia/llama-nemotron-embed-vl-1b-v2",
-        "859e1f2dac29c56c37a5279cf55f53f3e74efc6b",
+        "582e3bf72aee355e3c59ed89de53543c5b0657ee",
         2048,
     )
     assert embed.license == "NVIDIA Open Model License" and embed.commercial_use is True
@@ -125,7 +125,7 @@ def test_info_without_loading() -> None:
     info = enc.info
     assert (info.model, info.revision, info.dimensions, info.kind) == (
         "nvidia/llama-nemotron-embed-vl-1b-v2",
-        "859e1f2dac29c56c37a5279cf55f53f3e74efc6b",
+        "582e3bf72aee355e3c59ed89de53543c5b0657ee",
         2048,
         "dense-vl",
     )

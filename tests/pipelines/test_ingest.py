@@ -30,7 +30,11 @@ def test_image_only_page_is_indexed_with_a_warning(tmp_path, corpus, encoder):
     report = ingest([corpus["network"]], store, encoder, show_progress=False)
     (result,) = report.results
     assert result.status == "indexed" and result.pages == 3
-    assert any("page 3" in w and "no text layer" in w for w in result.warnings)
+    # one line per source, naming the page (issue 15 item 11: not one warning per page)
+    assert [w for w in result.warnings if "no text layer" in w] == [
+        f"{corpus['network']}: 1 page(s) have no text layer and OCR found no text on them (page 3); "
+        "indexed as images only"
+    ]
     assert [h.page for h in store.pages(str(corpus["network"]))] == [1, 2, 3]
 
 

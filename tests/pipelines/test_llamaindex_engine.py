@@ -78,6 +78,7 @@ def test_text_model_answer_cites_the_right_page_with_its_image_and_score(store, 
                 "page": 2,
                 "image": page.image_path,
                 "score": page.metadata["score"],
+                "page_label": None,  # the test PDF defines no page labels
             }
         ],
         "unmatched_citations": [],
@@ -283,10 +284,10 @@ def test_vector_index_nodes_are_cited_by_their_metadata(server):
     pages = {n.node.metadata["source"]: n.node.metadata["page"] for n in response.source_nodes}
     assert pages == {"invoice.pdf": 2, "/data/trains.pdf": 5, "document": 1}
     user = server.chats[-1]["messages"][1]["content"]
-    assert "Page [trains.pdf p.5]:" in user and "Page [document p.1]:" in user
+    assert "Page [trains.pdf p.5 (printed iv)]:" in user and "Page [document p.1]:" in user
 
     train = engine.query("when does the night train to Vienna leave?")
-    assert train.response.endswith("[trains.pdf p.5]")
+    assert train.response.endswith("[trains.pdf p.5 (printed iv)]")
     assert [(c["source"], c["page"]) for c in train.metadata["citations"]] == [("/data/trains.pdf", 5)]
 
 

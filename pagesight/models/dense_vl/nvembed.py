@@ -34,10 +34,12 @@ import numpy as np
 
 from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, refuse_pickle_modules, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
+from pagesight.models._hub import check_hub
 from pagesight.models._remote import _major_minor, _raised_in_remote_code
 from pagesight.models._torch import model_source, resolve_device, torch_dtype
 from pagesight.models.base import LoadOptions, ModelBackend
 from pagesight.models.dense_text.sentence_transformers import _hub_help
+from pagesight.models.environment import check_environment
 from pagesight.models.registry import ModelSpec
 
 __all__ = ["NVEmbedBackend", "DEFAULT_TASK", "query_prefix"]
@@ -71,7 +73,8 @@ class NVEmbedBackend(ModelBackend):
     """Embeds texts with NV-Embed-v2 (or a folder laid out like it); 4096-d, text only.
 
     Install:
-        ``pip install "pagesight[gpu]"``; NV-Embed-v2's remote code needs transformers 4.42-4.47.
+        ``pip install "pagesight[nvembed]"`` (the card's transformers 4.42.4 with
+        sentence-transformers 2.7.0); NV-Embed-v2's remote code needs transformers 4.42-4.47.
 
     Instantiate:
         >>> from pagesight.models.registry import resolve_dense_vl
@@ -154,6 +157,8 @@ class NVEmbedBackend(ModelBackend):
         require("torch", "gpu")
         transformers = require("transformers", "gpu")
         st = require("sentence_transformers", "st")
+        check_environment(self.spec, revision, resolve_device(self.device))  # MTEB issue #3287
+        check_hub(source, revision)  # not cached and no Hub: fail now, not after minutes of retries
         device = resolve_device(self.device)
         dtype_key = "dtype" if _major_minor(transformers.__version__) >= (5, 0) else "torch_dtype"
         model_kwargs: dict[str, Any] = {**SAFE_WEIGHTS, dtype_key: torch_dtype(self.dtype, device)}

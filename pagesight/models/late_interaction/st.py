@@ -17,6 +17,7 @@ import numpy as np
 
 from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, refuse_pickle_modules, require
 from pagesight.errors import ConfigurationError, ModelNotAvailableError
+from pagesight.models._hub import check_hub
 from pagesight.models._torch import resolve_device, torch_dtype
 from pagesight.models._windows import pack_windows, spans_from_tokens, spans_from_words
 from pagesight.models.base import LoadOptions, ModelBackend
@@ -210,6 +211,7 @@ class MultiVectorBackend(ModelBackend):
                 'pip install "sentence-transformers>=6" (or use backend="token-embeddings")'
             )
         source, revision = self.source()
+        check_hub(source, revision)  # not cached and no Hub: fail now, not after minutes of retries
         device = resolve_device(self.device)
         kwargs: dict[str, Any] = {"device": device, "trust_remote_code": self.trust_remote_code}
         if revision is not None:

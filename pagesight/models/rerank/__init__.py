@@ -122,8 +122,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class Reranker(LazyModel):
     """Scores (query, candidate) pairs with a cross-encoder and sorts the candidates by relevance.
 
-    Install: ``pip install "pagesight[gpu]"`` for ``llama-nemotron-rerank-vl-1b-v2`` (CUDA GPU; remote
-    code) and sentence-transformers cross-encoders; ``pip install "pagesight[offline]"`` for the
+    Install: ``pip install "pagesight[nvidia-vl]"`` for ``llama-nemotron-rerank-vl-1b-v2`` (CUDA GPU;
+    remote code; transformers 5.x at its pin), ``pagesight[gpu]`` for sentence-transformers
+    cross-encoders; ``pip install "pagesight[offline]"`` for the
     bundled ``nanoranker``.
 
     Instantiate::

@@ -23,6 +23,7 @@ import numpy as np
 
 from pagesight._deps import SAFE_WEIGHTS, pickle_weights_error, refuse_pickle_modules, require
 from pagesight.errors import ModelNotAvailableError
+from pagesight.models._hub import check_hub
 from pagesight.models._torch import model_source, resolve_device, torch_dtype
 from pagesight.models.base import LoadOptions, ModelBackend
 from pagesight.models.registry import ModelSpec
@@ -62,6 +63,7 @@ class CrossEncoderBackend(PairBackend):
         require("torch", "st")
         st = require("sentence_transformers", "st")
         source, revision = model_source(self.spec, self.revision)
+        check_hub(source, revision)  # not cached and no Hub: fail now, not after minutes of retries
         device = resolve_device(self.device)
         kwargs: dict[str, Any] = {"device": device, "trust_remote_code": self.trust_remote_code}
         if revision is not None:

@@ -65,6 +65,12 @@ class ChromaBackend:
         tenant: the server's tenant (default: Chroma's ``default_tenant``).
         database: the tenant's database (default: Chroma's ``default_database``).
         collection: the Chroma collection's name.
+        client_settings: ``chromadb.config.Settings`` for the client. By default the settings of a
+            Chroma client this process already opened on the same folder (a stock
+            ``langchain_chroma.Chroma`` made first), else Chroma's defaults with telemetry off
+            (through ``$ANONYMIZED_TELEMETRY``, unless it is set, so that stock clients made later
+            in this process get equal settings: Chroma refuses a second client of one folder whose
+            settings differ).
 
     Raises:
         ConfigurationError: neither or both of ``path`` and ``url``, a malformed ``url``, a malformed
@@ -82,6 +88,7 @@ class ChromaBackend:
         tenant: str | None = None,
         database: str | None = None,
         collection: str = "pagesight",
+        client_settings: Any = None,
     ) -> None:
         if (path is None) == (url is None):
             raise ConfigurationError("give exactly one of `path` (a folder) or `url` (a Chroma server)")
@@ -97,6 +104,7 @@ class ChromaBackend:
         self._client: Any = None
         self._collection: Any = None
         self._batch_limit: int | None = None
+        self._client_settings = client_settings
 
     # -- where -------------------------------------------------------------------------------------
 
@@ -149,9 +157,8 @@ class ChromaBackend:
             StoreError: Chroma failed (see :meth:`errors`).
         """
         chromadb = require("chromadb", "chroma")
-        from chromadb.config import Settings
 
-        settings = Settings(anonymized_telemetry=False)
+        settings = self.client_settings()
         self._check_database_file()
         with self._damaged_database(), self.errors("opening the store", busy):
             if self._path is not None:
@@ -162,6 +169,19 @@ class ChromaBackend:
                 client = self._server.client(chromadb, settings)
             self._client = client
             self._collection = self._get_or_create(client)
+
+    def client_settings(self) -> Any:
+        """The ``chromadb.config.Settings`` the client is made with (a copy; see the class docstring)."""
+        from chromadb.config import Settings
+
+        if self._client_settings is not None:
+            return self._client_settings.model_copy()  # PersistentClient writes into the object
+        if self._path is not None:
+            existing = _settings_in_use(str(self._path))
+            if existing is not None:
+                return existing.model_copy()
+        os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+        return Settings()
 
     def close(self) -> None:
         """Release the client; :meth:`connect` opens it again."""
@@ -267,6 +287,15 @@ class ChromaBackend:
     def delete(self, ids: Sequence[str]) -> None:
         self.collection().delete(ids=list(ids))
 
+    def scan_vectors(self, *, limit: int, offset: int = 0) -> tuple[list[str], np.ndarray]:
+        """Ids and stored vectors of up to ``limit`` records from ``offset`` (what clustering reads)."""
+        res = self.collection().get(limit=limit, offset=offset, include=["embeddings"])
+        vectors = res.get("embeddings")
+        ids = list(res["ids"])
+        if vectors is None or len(ids) == 0:
+            return ids, np.zeros((0, 0), dtype=np.float32)
+        return ids, np.asarray(vectors, dtype=np.float32)
+
     # -- errors ------------------------------------------------------------------------------------
 
     @contextmanager
@@ -355,6 +384,16 @@ class ChromaBackend:
                 f"be read ({e.__cause__ or e}). "
                 + StoreHealth(self.location, database_error=text).advice(str(self._path))
             ) from e
+
+
+def _settings_in_use(path: str) -> Any:
+    """The settings of the Chroma client this process holds on ``path``, or ``None``."""
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+    except ImportError:  # another chromadb layout: the defaults apply
+        return None
+    system = getattr(SharedSystemClient, "_identifier_to_system", {}).get(path)
+    return getattr(system, "settings", None)
 
 
 def _rows(res: Mapping[str, Any]) -> list[Row]:

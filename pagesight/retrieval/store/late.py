@@ -45,6 +45,7 @@ import numpy as np
 from pagesight._checks import check_choice, check_int
 from pagesight.errors import ConfigurationError, InvalidVectorError, StoreError, StoreMismatchError
 from pagesight.retrieval.store.base import StoreBackend
+from pagesight.retrieval.store.centroids import CentroidIndex
 from pagesight.retrieval.store.health import StoreHealth
 from pagesight.retrieval.store.pages import PageStore, check_pages
 from pagesight.retrieval.store.tokens import (
@@ -56,6 +57,7 @@ from pagesight.retrieval.store.tokens import (
 from pagesight.types import EmbedderInfo, Hit, Page, SourceInfo, as_kind
 
 if TYPE_CHECKING:
+    from pagesight.retrieval.bm25 import SegmentedBM25
     from pagesight.retrieval.muvera import Muvera
 
 __all__ = ["MultiVectorStore", "ReconcileReport", "SummaryMethod"]
@@ -65,11 +67,15 @@ logger = logging.getLogger(__name__)
 SummaryMethod = Literal["mean", "muvera"]
 """How a page's tokens become the one vector Chroma searches for candidates."""
 
+CandidateSource = Literal["summary", "centroids"]
+"""Where two-stage search takes its candidates: Chroma's summary vectors, or the token centroid index."""
+
 _TOKEN_DIM_KEY = "pagesight:token_dimensions"
 _SUMMARY_KEY = "pagesight:summary"
 _MUVERA_KEY = "pagesight:muvera"
 _STORAGE_KEY = "pagesight:storage"
 _POOL_KEY = "pagesight:pool_factor"
+_CANDIDATES_KEY = "pagesight:candidates_from"
 _COMPACT_DEAD_FRACTION = 0.5
 _MAX_POOL_FACTOR = 16
 
@@ -101,9 +107,12 @@ class _Options:
     storage: StorageDtype
     pool_factor: int
     muvera: dict[str, Any] | None  # the Muvera config (``Muvera.config()``) once known
+    candidates_from: CandidateSource = "summary"
 
     def describe(self) -> str:
         text = f"summary={self.summary!r}, storage={self.storage!r}, pool_factor={self.pool_factor}"
+        if self.candidates_from != "summary":
+            text += f", candidates_from={self.candidates_from!r}"
         if self.summary == "muvera" and self.muvera:
             text += f", muvera={self.muvera}"
         return text
@@ -154,12 +163,19 @@ class MultiVectorStore:
             ``dim_proj``, ``r_reps``, ``seed``); implies ``summary="muvera"``.
         backend: the records' backend instead of a Chroma one built from ``path``/``url``/...
             (as :class:`PageStore`'s ``backend``).
+        candidates_from: where two-stage search finds candidates: ``"summary"`` (default: Chroma's
+            summary vectors) or ``"centroids"`` (a token-level centroid index in
+            ``<token_dir>/centroids``, PLAID-style, see
+            :mod:`~pagesight.retrieval.store.centroids`; exhaustive and exact while the store has
+            fewer than ``centroid_min_pages`` pages).
 
     Attributes:
         multivector: ``True``: a token matrix per page (``False`` on :class:`PageStore`).
+        centroid_min_pages: ``candidates_from="centroids"``: pages from which centroids are trained.
     """
 
     multivector = True
+    centroid_min_pages = 1000
 
     def __init__(
         self,
@@ -177,9 +193,12 @@ class MultiVectorStore:
         pool_factor: int | None = None,
         muvera: dict[str, Any] | None = None,
         backend: StoreBackend | None = None,
+        candidates_from: CandidateSource | None = None,
     ) -> None:
         if summary is not None:
             check_choice("summary", summary, get_args(SummaryMethod))
+        if candidates_from is not None:
+            check_choice("candidates_from", candidates_from, get_args(CandidateSource))
         if storage is not None:
             check_choice("storage", storage, get_args(StorageDtype))
         check_int("pool_factor", pool_factor, least=1, most=_MAX_POOL_FACTOR, optional=True)
@@ -205,6 +224,8 @@ class MultiVectorStore:
         self._given_storage: StorageDtype | None = storage
         self._given_pool: int | None = pool_factor
         self._given_muvera = dict(muvera) if muvera is not None else None
+        self._given_candidates: CandidateSource | None = candidates_from
+        self._index: CentroidIndex | None = None
         self._lock = threading.RLock()
         self._tokens: TokenStore | None = None
         self._options: _Options | None = None
@@ -249,6 +270,7 @@ class MultiVectorStore:
             "storage": opts.storage,
             "pool_factor": opts.pool_factor,
             "muvera": opts.muvera,
+            "candidates_from": opts.candidates_from,
         }
 
     @property
@@ -328,6 +350,7 @@ class MultiVectorStore:
                 if older:
                     tokens.delete(older)
                     self._maybe_compact(tokens)
+                self._sync_index(tokens, changed=ids)
 
     def search(
         self,
@@ -335,25 +358,30 @@ class MultiVectorStore:
         k: int = 10,
         *,
         embedder: EmbedderInfo,
-        candidates: int = 100,
+        candidates: int | None = None,
         exhaustive: bool = False,
         device: str | None = None,
         source: str | None = None,
+        nprobe: int | None = None,
     ) -> list[Hit]:
         """Return the ``k`` pages with the highest MaxSim score for the query, best first.
 
         Two-stage by default: the ``candidates`` pages whose summary vectors are closest to the
-        query's summary (Chroma), then exact MaxSim on their tokens. ``exhaustive=True`` scores every
-        page (exact top ``k``; time grows with the store).
+        query's summary (Chroma), or, with ``candidates_from="centroids"``, the pages the token
+        centroid index ranks best (each query token probes its ``nprobe`` nearest centroids), then
+        exact MaxSim on their tokens. ``exhaustive=True`` scores every page (exact top ``k``; time
+        grows with the store).
 
         Args:
             query_tokens: the query's token matrix ``(q, dim)``.
             k: pages to return at most.
             embedder: the embedder that produced ``query_tokens``.
-            candidates: pages taken from Chroma for MaxSim (raised to ``k`` if smaller).
+            candidates: pages scored exactly (raised to ``k`` if smaller); default 100 from Chroma,
+                256 from centroids.
             exhaustive: score every page instead of the candidates.
             device: where MaxSim runs: ``None``/``"cpu"`` or ``"cuda"``/``"cuda:N"``.
             source: only search the pages of this source.
+            nprobe: centroids each query token probes (``candidates_from="centroids"``; default 4).
 
         Returns:
             Hits with ``score`` = MaxSim, descending; ``[]`` for an empty store.
@@ -363,7 +391,8 @@ class MultiVectorStore:
             InvalidVectorError: wrong shape or a non-finite value.
         """
         check_int("k", k, least=1)
-        check_int("candidates", candidates, least=1)
+        check_int("candidates", candidates, least=1, optional=True)
+        check_int("nprobe", nprobe, least=1, optional=True)
         _check_kind(embedder)
         query = check_token_matrix(query_tokens, what="query tokens")
         if query.shape[1] != embedder.dimensions:
@@ -377,6 +406,32 @@ class MultiVectorStore:
             tokens = self._open()
             self._check_embedder(embedder, "search")  # an empty store answers [] below
             summary_info = self._summary_info(embedder)
+            index = self._index
+        backend_search = getattr(self._pages.backend, "query_tokens", None)
+        if backend_search is not None:  # the backend runs MaxSim itself (Qdrant: prefetch, then MAX_SIM)
+            where = {"source": source} if source is not None else None
+            summary = None if exhaustive else self._summarize_query(query, embedder)
+            with self._pages.backend.errors("searching"):
+                rows = backend_search(query, k, where, summary=summary, candidates=max(k, candidates or 100))
+            return [self._pages._hit(i, doc, meta, score, check=True) for i, doc, meta, score in rows if meta]
+        if index is not None and not exhaustive:
+            from pagesight.retrieval.store import centroids
+
+            wanted_ids = None
+            if source is not None:
+                wanted_ids = {h.id for h in self._pages.pages(source)}
+            found = centroids.search(
+                query,
+                tokens,
+                index,
+                k,
+                candidates=candidates or centroids.DEFAULT_CANDIDATES,
+                nprobe=nprobe or centroids.DEFAULT_NPROBE,
+                wanted=wanted_ids,
+                device=device,
+            )
+            by_id = {h.id: h for h in self._pages.get([i for i, _ in found])}
+            return [replace(by_id[i], score=score) for i, score in found if i in by_id]
         if exhaustive:
             wanted = None
             if source is not None:  # pages whose tokens a concurrent delete has not removed yet
@@ -393,7 +448,10 @@ class MultiVectorStore:
             hits = {h.id: h for h in self._pages.get([all_ids[i] for i in top])}
             return [replace(hits[all_ids[i]], score=float(scores[i])) for i in top if all_ids[i] in hits]
         proposed = self._pages.search(
-            self._summarize_query(query, embedder), k=max(k, candidates), embedder=summary_info, source=source
+            self._summarize_query(query, embedder),
+            k=max(k, candidates or 100),
+            embedder=summary_info,
+            source=source,
         )
         present = tokens.present([h.id for h in proposed])
         proposed = [h for h in proposed if h.id in present]
@@ -402,6 +460,11 @@ class MultiVectorStore:
         _, packed = tokens.packed([h.id for h in proposed])
         scores = maxsim(query, packed, device=device)
         return [replace(proposed[i], score=float(scores[i])) for i in _top(scores, k)]
+
+    def bm25_index(self) -> SegmentedBM25:
+        """The BM25 index over the page texts (see :meth:`PageStore.bm25_index`)."""
+        self._open()
+        return self._pages.bm25_index()
 
     def get(self, ids: Sequence[str]) -> list[Hit]:
         """Return the stored pages with these ids, in the order given; unknown ids are skipped."""
@@ -456,6 +519,11 @@ class MultiVectorStore:
         health, records = self._pages.check_records()
         if health.database_error is not None:
             return health
+        if getattr(self._pages.backend, "tokens", None) is not None:  # tokens inside the records' points
+            with_tokens = set(self._open().ids())
+            return replace(
+                health, records_without_tokens=tuple(r for r in records if r.id not in with_tokens)
+            )
         report = inspect_token_folder(self._token_dir)
         if report.error is not None:
             return replace(health, token_error=report.error)
@@ -528,6 +596,7 @@ class MultiVectorStore:
                 removed = self._pages.delete_source(source)
                 tokens.delete(ids)
                 self._maybe_compact(tokens)
+                self._sync_index(tokens)
         return removed
 
     def count(self) -> int:
@@ -569,6 +638,9 @@ class MultiVectorStore:
             self._pages.close()
             if self._tokens is not None:
                 self._tokens.close()
+            if self._index is not None:
+                self._index.close()
+            self._index = None
             self._tokens = None
             self._options = None
             self._muvera = None
@@ -610,6 +682,12 @@ class MultiVectorStore:
     def _open_tokens(self, opts: _Options, count: int, *, repair: bool) -> TokenStore:
         """Second half of :meth:`_open`: drop leftovers, open the token store, reconcile."""
         with self._lock:
+            own_tokens = getattr(self._pages.backend, "tokens", None)  # a backend that keeps tokens itself
+            if own_tokens is not None:
+                self._options = opts
+                self._tokens = cast(TokenStore, own_tokens())
+                self._last_report = self._last_report or ReconcileReport()
+                return self._tokens
             if count == 0 and repair:
                 # Tokens without any Chroma record are all leftovers; clear them (whatever their dtype)
                 # so the requested storage can take over the folder.
@@ -630,6 +708,8 @@ class MultiVectorStore:
                     leftover.close()
             tokens = TokenStore(self._token_dir, dtype=opts.storage)
             self._options = opts
+            if opts.candidates_from == "centroids":
+                self._index = CentroidIndex(self._token_dir / "centroids", min_pages=self.centroid_min_pages)
             if opts.summary == "muvera" and opts.muvera is not None and "dim" in opts.muvera:
                 from pagesight.retrieval.muvera import Muvera
 
@@ -651,7 +731,14 @@ class MultiVectorStore:
         rec_storage = recorded.get(_STORAGE_KEY)
         rec_pool = recorded.get(_POOL_KEY)
         rec_muvera = json.loads(recorded[_MUVERA_KEY]) if recorded.get(_MUVERA_KEY) else None
+        rec_candidates = recorded.get(_CANDIDATES_KEY) or (None if not recorded else "summary")
         conflicts = []
+        if (
+            self._given_candidates is not None
+            and rec_candidates is not None
+            and self._given_candidates != rec_candidates
+        ):
+            conflicts.append(f"candidates_from={self._given_candidates!r}")
         if self._given_summary is not None and rec_summary is not None and self._given_summary != rec_summary:
             conflicts.append(f"summary={self._given_summary!r}")
         if self._given_storage is not None and rec_storage is not None and self._given_storage != rec_storage:
@@ -670,7 +757,8 @@ class MultiVectorStore:
             if rec_muvera is not None
             else (dict(self._given_muvera or {}) if summary == "muvera" else None)
         )
-        opts = _Options(summary, storage, pool, muvera)
+        candidates_from = cast(CandidateSource, rec_candidates or self._given_candidates or "summary")
+        opts = _Options(summary, storage, pool, muvera, candidates_from)
         if conflicts:
             raise StoreMismatchError(
                 f"store {self.location} was built with {opts.describe()}; refusing to open it with "
@@ -695,6 +783,7 @@ class MultiVectorStore:
             if no_record:
                 tokens.delete(no_record)
             compacted = self._maybe_compact(tokens)
+            self._sync_index(tokens)
         report = ReconcileReport(tuple(no_tokens), tuple(no_record), compacted)
         if report.fixed:
             logger.warning(
@@ -705,6 +794,21 @@ class MultiVectorStore:
                 len(no_record),
             )
         return report
+
+    def _sync_index(self, tokens: TokenStore, changed: Sequence[str] = ()) -> None:
+        """Bring the centroid index in line with the tokens (the token lock is held).
+
+        The index is derived from the tokens: if this fails the pages stay written, the pages it did
+        not code are scored exactly at search, and the next write or open completes it.
+        """
+        if self._index is None:
+            return
+        try:
+            self._index.sync(tokens, changed)
+        except (StoreError, OSError) as e:
+            logger.warning(
+                "store %s: updating the centroid index failed (%s); it is completed later", self.location, e
+            )
 
     def _maybe_compact(self, tokens: TokenStore) -> int:
         stats = tokens.stats()
@@ -762,6 +866,7 @@ class MultiVectorStore:
             _MUVERA_KEY: muvera,
             _STORAGE_KEY: opts.storage,
             _POOL_KEY: int(opts.pool_factor),
+            _CANDIDATES_KEY: opts.candidates_from,
         }
 
     def _summarize_pages(self, matrices: list[np.ndarray], embedder: EmbedderInfo) -> np.ndarray:

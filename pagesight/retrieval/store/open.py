@@ -25,6 +25,7 @@ from pagesight.retrieval.store.base import StoreBackend
 from pagesight.retrieval.store.chroma import ChromaBackend, server_options
 from pagesight.retrieval.store.late import MultiVectorStore
 from pagesight.retrieval.store.pages import PageStore
+from pagesight.retrieval.store.qdrant import open_qdrant
 
 __all__ = [
     "OPENERS",
@@ -58,7 +59,9 @@ OPENERS: dict[str, BackendOpener] = {
     "": _chroma,  # a folder path: embedded Chroma
     "http": _chroma,  # a Chroma server
     "https": _chroma,
-    # "qdrant": open_qdrant,  (a qdrant.py backend)
+    "qdrant": open_qdrant,  # a Qdrant server: qdrant://host:port/collection
+    "qdrants": open_qdrant,  # the same over TLS
+    "qdrant+path": open_qdrant,  # Qdrant's local mode in a folder
 }
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,11 +49,15 @@ from pagesight.errors import (
     StoreMismatchError,
 )
 from pagesight.retrieval.store import _journal
+from pagesight.retrieval.store._bm25 import StoreBM25
 from pagesight.retrieval.store._images import image_relpath, place_image, remove_image, resolve_stored_path
 from pagesight.retrieval.store._writelock import WriteLock, pid_alive
 from pagesight.retrieval.store.base import Row, StoreBackend
 from pagesight.retrieval.store.health import PageRef, StoreHealth
-from pagesight.types import EmbedderInfo, Hit, Page, SourceInfo, as_kind, as_text_source
+from pagesight.types import EmbedderInfo, Hit, Page, SourceInfo, as_kind, as_page_label, as_text_source
+
+if TYPE_CHECKING:
+    from pagesight.retrieval.bm25 import SegmentedBM25
 
 __all__ = ["Hit", "SourceInfo", "PageStore", "check_pages"]
 
@@ -132,6 +136,7 @@ class PageStore:
         image_dir: str | Path | None = None,
         collection: str = "pagesight",
         backend: StoreBackend | None = None,
+        client_settings: Any = None,
     ) -> None:
         """Describe a store; nothing is opened until it is used.
 
@@ -154,6 +159,10 @@ class PageStore:
             backend: the records' backend instead of a Chroma one built from the arguments above
                 (give only ``image_dir`` with it); see
                 :func:`~pagesight.retrieval.store.open_store` for opening one by URL scheme.
+            client_settings: ``chromadb.config.Settings`` for the Chroma client (by default those of
+                a Chroma client this process already has on the folder, so a stock
+                ``langchain_chroma.Chroma`` and a store share one folder in one process; see
+                :class:`~pagesight.retrieval.store.ChromaBackend`).
 
         Raises:
             ConfigurationError: neither or both of ``path`` and ``url``, a malformed ``url``,
@@ -164,9 +173,17 @@ class PageStore:
             from pagesight.retrieval.store.chroma import ChromaBackend
 
             backend = ChromaBackend(
-                path, url=url, headers=headers, tenant=tenant, database=database, collection=collection
+                path,
+                url=url,
+                headers=headers,
+                tenant=tenant,
+                database=database,
+                collection=collection,
+                client_settings=client_settings,
             )
-        elif headers or collection != "pagesight" or any(a is not None for a in chroma_args):
+        elif headers or collection != "pagesight" or client_settings is not None or any(
+            a is not None for a in chroma_args
+        ):
             raise ConfigurationError("give either `backend` or the Chroma arguments (`path`, `url`, ...)")
         self._backend: StoreBackend = backend
         self._path = backend.folder  # local folder: journal, write lock, staging folders
@@ -181,6 +198,7 @@ class PageStore:
         self._suspend_checks = 0  # > 0 while check() or repair() reads a possibly damaged store
         self._refused: set[str] = set()  # stored paths refused (outside the store), for check()
         self._release: weakref.finalize[Any, Any] | None = None
+        self._bm25 = StoreBM25(self)  # opens nothing
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -248,7 +266,7 @@ class PageStore:
         vectors = check_pages(pages, embeddings, embedder)
         extra = _check_extra_metadata(extra_metadata)
         source, content_hash = pages[0].source, pages[0].content_hash
-        with self._lock:
+        with self._lock, self._bm25.writing():
             self.lock_for_writing()
             self._prepare_write(embedder, extra)
             backend = self._backend
@@ -257,6 +275,7 @@ class PageStore:
             placed: list[tuple[Path, Path, bool]] = []  # (staging file, store file, created)
             written: list[str] = []
             new = [p for p in pages if p.id not in existing]
+            self._bm25.touch()  # before records change: a write cut short is then seen (and rebuilt)
             intent = self._intent(
                 f"adding {source}",
                 [p.id for p in new],
@@ -281,6 +300,7 @@ class PageStore:
                 if intent is not None:
                     _journal.finish(intent)
                 raise
+            self._bm25.added(pages)
             for staging, stored, _ in placed:
                 if staging.resolve() != stored.resolve():
                     staging.unlink(missing_ok=True)
@@ -339,6 +359,47 @@ class PageStore:
         ]
         hits.sort(key=lambda h: -h.score)
         return hits
+
+    def vectors(self) -> tuple[list[str], np.ndarray]:
+        """Every page's id (sorted) and stored vector, shape ``(pages, dims)`` (what clustering uses).
+
+        Raises:
+            StoreError: the backend cannot list vectors.
+        """
+        with self._lock:
+            backend = self._open()
+        scan = getattr(backend, "scan_vectors", None)
+        if scan is None:
+            raise StoreError(f"store {self.location}: its {backend.name} backend cannot list page vectors")
+        step = self._batch_size()
+        ids: list[str] = []
+        parts: list[np.ndarray] = []
+        offset = 0
+        while True:
+            with self._call("reading page vectors"):
+                got, vecs = scan(limit=step, offset=offset)
+            ids.extend(got)
+            if len(got):
+                parts.append(vecs)
+            if len(got) < step:
+                break
+            offset += step
+        if not ids:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        matrix = np.concatenate(parts)
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        return [ids[i] for i in order], matrix[order]
+
+    def bm25_index(self) -> SegmentedBM25:
+        """The store's BM25 index over the page texts, current with the pages.
+
+        Saved beside the records (``<path>/bm25``; a local cache for a server store) and updated
+        by every write, so it is loaded, not rebuilt: the first call memory-maps it, later calls
+        check in one ``stat`` (one small request for a server store) whether another process
+        changed it. An index a crash left behind, or one of another collection, is rebuilt from the
+        pages (see :mod:`pagesight.retrieval.store._bm25`).
+        """
+        return self._bm25.index()
 
     def get(self, ids: Sequence[str]) -> list[Hit]:
         """Return the stored pages with these ids, in the order given; unknown ids are skipped."""
@@ -621,6 +682,11 @@ class PageStore:
             StoreError: another process holds it for longer than ``lock_timeout`` (names its pid).
         """
         with self._lock:
+            if getattr(self._backend, "read_only", False):
+                raise StoreError(
+                    f"store {self.location} was opened read-only (a collection another tool wrote); "
+                    "index into a pagesight store instead"
+                )
             if self._writing or self._write_lock is None:
                 return
             self._write_lock.acquire(self.lock_timeout)
@@ -667,6 +733,7 @@ class PageStore:
             if self._writing and self._release is not None:
                 self._release()  # runs the release once
             self._writing = False
+            self._bm25.close()
             self._backend.close()
 
     def __enter__(self) -> PageStore:
@@ -979,9 +1046,13 @@ class PageStore:
     def _delete_records(self, ids: list[str], images: list[str], action: str) -> None:
         """Delete records in batches the backend accepts, then their image files (both idempotent)."""
         step = self._batch_size()
-        for start in range(0, len(ids), step):
-            with self._call(action):
-                self._backend.delete(ids[start : start + step])
+        with self._bm25.writing():
+            if ids:
+                self._bm25.touch()
+            for start in range(0, len(ids), step):
+                with self._call(action):
+                    self._backend.delete(ids[start : start + step])
+            self._bm25.deleted(ids)
         for rel in images:
             path = self._stored_image(rel, "image to delete")
             if path is not None:
@@ -1045,6 +1116,7 @@ class PageStore:
             content_hash=str(meta.get("content_hash", "")),
             score=score,
             text_source=as_text_source(meta.get("text_source")),
+            page_label=as_page_label(meta.get("page_label")),  # absent in older stores: None
         )
 
     def _stored_image(self, rel: object, what: str) -> Path | None:
@@ -1152,6 +1224,7 @@ def _decode_embedder(meta: dict[str, Any] | None) -> EmbedderInfo | None:
 
 
 def _page_metadata(page: Page, image_rel: str, source_pages: int) -> dict[str, str | int]:
+    label = getattr(page, "page_label", None)
     return {
         "source": page.source,
         "page": int(page.page),
@@ -1163,6 +1236,7 @@ def _page_metadata(page: Page, image_rel: str, source_pages: int) -> dict[str, s
         # no journal) is then seen as incomplete, and ingest writes the source again.
         _SOURCE_PAGES: int(source_pages),
         "text_source": str(getattr(page, "text_source", "layer")),  # layer / ocr / both
+        **({"page_label": str(label)} if label else {}),  # the printed page label, when the PDF has one
     }
 
 

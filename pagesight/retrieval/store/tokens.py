@@ -423,6 +423,18 @@ class TokenStore:
         except OSError:
             return False
 
+    def sizes(self) -> dict[str, int]:
+        """Return page id -> its number of stored token rows, for every page."""
+        with self._lock:
+            conn = self._open()
+            return {str(r[0]): int(r[1]) for r in conn.execute("SELECT id, n_tokens FROM entries")}
+
+    def data_version(self) -> int:
+        """A number that changes when another connection commits to the index (SQLite's data_version)."""
+        with self._lock:
+            conn = self._open()
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
     def count(self) -> int:
         """Return the number of stored pages."""
         with self._lock:
