@@ -29,6 +29,8 @@ def test_integration_packages_export_the_adapters() -> None:
         "ColEmbedEmbeddings",
         "LateInteractionRetriever",
         "MatryoshkaEmbeddings",
+        "PageLoader",
+        "PageRetriever",
         "VLEmbeddings",
         "VLReranker",
     ]
@@ -36,6 +38,8 @@ def test_integration_packages_export_the_adapters() -> None:
         "ColEmbedEmbedding",
         "LateInteractionNodeRetriever",
         "MatryoshkaEmbedding",
+        "PageNodeRetriever",
+        "PageReader",
         "VLEmbedding",
         "VLRerankPostprocessor",
     ]
