@@ -50,6 +50,7 @@ import numpy as np
 from pagesight._checks import check_int
 from pagesight.errors import StoreError
 from pagesight.retrieval.store._journal import fsync_dir
+from pagesight.retrieval.store.tokens import sqlite_transaction
 
 if TYPE_CHECKING:
     from pagesight.retrieval.store.tokens import TokenStore
@@ -538,25 +539,8 @@ class CentroidIndex:
                 with contextlib.suppress(OSError):
                     path.unlink()
 
-    @contextlib.contextmanager
-    def _transaction(self, conn: sqlite3.Connection, action: str) -> Iterator[None]:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
-            raise StoreError(f"centroid index {self._folder}: {action} failed: {e}") from e
-        try:
-            yield
-        except BaseException as e:
-            conn.execute("ROLLBACK")
-            if isinstance(e, sqlite3.Error):
-                raise StoreError(f"centroid index {self._folder}: {action} failed: {e}") from e
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise StoreError(f"centroid index {self._folder}: {action} failed: {e}") from e
+    def _transaction(self, conn: sqlite3.Connection, action: str) -> contextlib.AbstractContextManager[None]:
+        return sqlite_transaction(conn, f"centroid index {self._folder}", action)
 
     @contextlib.contextmanager
     def _read(self, conn: sqlite3.Connection) -> Iterator[None]:

@@ -651,25 +651,8 @@ class TokenStore:
             return
         self._file_lock().release()
 
-    @contextlib.contextmanager
-    def _transaction(self, conn: sqlite3.Connection, action: str) -> Iterator[None]:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
-            raise StoreError(f"token store {self._folder}: {action} failed: {e}") from e
-        try:
-            yield
-        except BaseException as e:
-            conn.execute("ROLLBACK")
-            if isinstance(e, sqlite3.Error):
-                raise StoreError(f"token store {self._folder}: {action} failed: {e}") from e
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise StoreError(f"token store {self._folder}: {action} failed: {e}") from e
+    def _transaction(self, conn: sqlite3.Connection, action: str) -> contextlib.AbstractContextManager[None]:
+        return sqlite_transaction(conn, f"token store {self._folder}", action)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -946,3 +929,26 @@ def _chunks(items: list[str]) -> Iterator[list[str]]:
 
 def _marks(chunk: list[str]) -> str:
     return ",".join("?" * len(chunk))
+
+
+@contextlib.contextmanager
+def sqlite_transaction(conn: sqlite3.Connection, what: str, action: str) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on any error); sqlite errors become :class:`StoreError`
+    saying ``"{what}: {action} failed"``."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as e:
+        raise StoreError(f"{what}: {action} failed: {e}") from e
+    try:
+        yield
+    except BaseException as e:
+        conn.execute("ROLLBACK")
+        if isinstance(e, sqlite3.Error):
+            raise StoreError(f"{what}: {action} failed: {e}") from e
+        raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as e:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise StoreError(f"{what}: {action} failed: {e}") from e
