@@ -109,10 +109,14 @@ class Worker:
         assert json.loads(line) == {"ready": True}, line
 
     def _line(self, timeout: float) -> str:
-        import select
+        import selectors
 
         assert self._proc.stdout is not None
-        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        # A selector (epoll here), not select.select: select() refuses descriptors above 1024,
+        # which a long test session can reach.
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._proc.stdout, selectors.EVENT_READ)
+            ready = sel.select(timeout)
         if not ready:
             raise AssertionError(f"crash worker silent for {timeout}s; see {self._tmp / 'worker.log'}")
         line = self._proc.stdout.readline()

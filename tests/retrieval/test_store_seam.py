@@ -165,8 +165,8 @@ def test_open_store_dispatches_by_scheme(tmp_path: Path) -> None:
     assert set(OPENERS) >= {"", "http", "https"}
     assert isinstance(open_backend("http://localhost:8123"), ChromaBackend)
     assert default_image_dir(tmp_path / "s") == tmp_path / "s" / "images"
-    with pytest.raises(ConfigurationError, match=r"qdrant://.*http://, https://") as err:
-        open_store("qdrant://user:secret@host:6333")
+    with pytest.raises(ConfigurationError, match=r"weaviate://.*http://, https://, qdrant://") as err:
+        open_store("weaviate://user:secret@host:6333")
     assert "secret" not in str(err.value)
     with pytest.raises(ConfigurationError, match="no store at"):
         open_store(tmp_path / "missing")

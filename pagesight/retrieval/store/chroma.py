@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -105,6 +106,10 @@ class ChromaBackend:
         self._collection: Any = None
         self._batch_limit: int | None = None
         self._client_settings = client_settings
+        # A backend dropped without close() still releases its client: Chroma keeps each embedded
+        # database open (files, threads) in a process-wide cache until its last client closes.
+        self._open_clients: list[Any] = []
+        weakref.finalize(self, _close_clients, self._open_clients)
 
     # -- where -------------------------------------------------------------------------------------
 
@@ -168,6 +173,7 @@ class ChromaBackend:
                 assert self._server is not None
                 client = self._server.client(chromadb, settings)
             self._client = client
+            self._open_clients.append(client)
             self._collection = self._get_or_create(client)
 
     def client_settings(self) -> Any:
@@ -188,6 +194,8 @@ class ChromaBackend:
         client, self._client, self._collection = self._client, None, None
         self._batch_limit = None
         if client is not None:
+            if client in self._open_clients:
+                self._open_clients.remove(client)
             try:
                 client.close()
             except Exception as e:  # closing must not hide the caller's own error
@@ -555,3 +563,12 @@ def _parse_url(url: str) -> tuple[str, int, bool]:
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME")
     return (Path(base) if base else Path.home() / ".cache") / "pagesight"
+
+
+def _close_clients(clients: list[Any]) -> None:
+    """Close the clients a garbage-collected backend left open (its finalizer)."""
+    while clients:
+        try:
+            clients.pop().close()
+        except Exception as e:  # a finalizer must not raise
+            logger.debug("closing a dropped Chroma client failed: %s", e)
