@@ -1,10 +1,12 @@
-"""Wall time of one ``pagesight search`` on the offline profile, against ``python -c "import torch"``.
+"""Wall time of one ``pagesight search`` and one ``pagesight ask`` (extractive) on the offline
+profile, against ``python -c "import torch"``.
 
 Each ``pagesight search`` is a fresh process, as a user runs it: interpreter start, imports, opening
 the store, embedding the query, BM25 and printing. The baseline is the wall time of
 ``python -c "import torch"`` measured in the same run on the same machine (the floor of any query
 that goes through torch). Both are medians of ``--runs`` runs, interleaved. The torch query path
-(``PAGESIGHT_ONNX_QUERIES=0``, what every search paid before the int8 ONNX query path) is timed too.
+(``PAGESIGHT_ONNX_QUERIES=0``, what every search paid before the int8 ONNX query path) is timed too,
+and so is ``ask`` both ways (the extractive answer scores its passages on the ONNX path too).
 
 The store is built once, untimed, from ``examples/R-FAQ.pdf`` in a temporary folder, unless
 ``--store`` names one built with the offline profile. Run:
@@ -57,13 +59,22 @@ def main() -> None:
                 env,
             )
         search = [*cli, "search", args.query, "--store", str(store), "-k", "5"]
+        ask = [*cli, "ask", args.query, "--store", str(store), "--profile", "offline"]  # extractive
         torch_env = {**env, "PAGESIGHT_ONNX_QUERIES": "0"}
-        times: dict[str, list[float]] = {"import torch": [], "search": [], "search (torch query path)": []}
+        times: dict[str, list[float]] = {
+            "import torch": [],
+            "search": [],
+            "search (torch query path)": [],
+            "ask": [],
+            "ask (torch path)": [],
+        }
         wall(search, env)  # warm the page cache once
         for _ in range(args.runs):
             times["import torch"].append(wall([sys.executable, "-c", "import torch"], env))
             times["search"].append(wall(search, env))
             times["search (torch query path)"].append(wall(search, torch_env))
+            times["ask"].append(wall(ask, env))
+            times["ask (torch path)"].append(wall(ask, torch_env))
     med = {name: statistics.median(t) for name, t in times.items()}
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"median of {args.runs} runs each (wall seconds):")
@@ -75,6 +86,9 @@ def main() -> None:
     print(
         f"speed-up of the ONNX query path:            {med['search (torch query path)'] / med['search']:.1f}x"
     )
+    print(f"ask / import torch:                         {med['ask'] / base:.2f}")
+    print(f"ask (torch path) / import torch:            {med['ask (torch path)'] / base:.2f}")
+    print(f"speed-up of ask without torch:              {med['ask (torch path)'] / med['ask']:.1f}x")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,17 @@ from typing import Any
 
 import numpy as np
 
+LLAMA_3_2_1B = dict(
+    vocab_size=128256,
+    hidden_size=2048,
+    intermediate_size=8192,
+    num_hidden_layers=16,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+)
+"""The decoder shape of Llama-3.2-1B (what the 1B ColEmbed / embed-vl / rerank-vl models carry);
+``bench/gpu_check_realcode.py`` uses it too."""
+
 
 def build_model(tiny: bool, device: str, dtype: Any) -> Any:
     import torch
@@ -64,12 +75,7 @@ def build_model(tiny: bool, device: str, dtype: Any) -> Any:
             patch_size=14,
         )
         llm_cfg = LlamaConfig(
-            hidden_size=2048,
-            intermediate_size=8192,
-            num_hidden_layers=16,
-            num_attention_heads=32,
-            num_key_value_heads=8,
-            vocab_size=128256,
+            **LLAMA_3_2_1B,
             max_position_embeddings=131072,
             rope_theta=500000.0,
             tie_word_embeddings=True,

@@ -38,15 +38,9 @@ def flash_vs_sdpa(results: dict[str, Any]) -> None:
     if importlib.util.find_spec("flash_attn") is None:
         results["flash_vs_sdpa"] = "skipped: flash-attn not installed"
         return
-    cfg = dict(
-        vocab_size=128256,
-        hidden_size=2048,
-        intermediate_size=8192,
-        num_hidden_layers=16,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        max_position_embeddings=8192,
-    )
+    from embed_gpu import LLAMA_3_2_1B  # bench/ is this script's folder, first on sys.path
+
+    cfg = dict(**LLAMA_3_2_1B, max_position_embeddings=8192)
     torch.manual_seed(0)
     ids = torch.randint(0, 128256, (4, 1024), device="cuda")
     outs = {}

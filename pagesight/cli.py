@@ -737,6 +737,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PIPE_CLOSED = 141
+"""Exit status when the reader of stdout went away (``| head``): 128 + SIGPIPE, what the shell
+reports for ``cat``, ``grep`` and other Unix tools in the same place."""
+
+
+def _pipe_closed() -> int:
+    """Stop quietly after stdout's reader closed the pipe: no traceback, and no second error when
+    Python flushes stdout on exit (stdout is pointed at the null device)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (captured in tests): nothing to flush
+        pass
+    return PIPE_CLOSED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pagesight`` command."""
     parser = build_parser()
@@ -753,7 +770,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown_by = warnings.showwarning
     warnings.showwarning = _show_warning  # warnings name files and pages too
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # buffered output meets a closed pipe here
+        return code
+    except BrokenPipeError:  # `pagesight search ... | head -1`: the reader has gone
+        return _pipe_closed()
     except ConfigurationError as e:
         _err(f"pagesight: {e}")
         return 2

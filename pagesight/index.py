@@ -435,7 +435,8 @@ class Index:
                 the profile's; ``"none"``: no reranker.
             exhaustive: late interaction: MaxSim over every page, not only the candidates.
             rerank_candidates: pages the reranker sees.
-            source: only pages of this source (the path or URL as indexed).
+            source: only pages of this source: a URL, or a local path spelled any way that names
+                the file from the current folder (``examples/x.pdf``, ``./examples/x.pdf``, absolute).
             image: search by an image: a file path, a ``PIL.Image.Image`` or encoded image bytes.
                 The store's model must embed images (dense vision-language, late-interaction image
                 models); ``"hybrid"`` fuses it with BM25 on ``query`` when ``query`` has words.

@@ -22,6 +22,7 @@ allows remote code for them; both are licensed for commercial use (NVIDIA Open M
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, assert_never
 
@@ -36,6 +37,7 @@ __all__ = [
     "profile_option_help",
     "profiles_epilog",
     "resolve_profile",
+    "gpu_environment_problems",
     "gpu_ready",
     "encoder_for",
     "embedder_kind",
@@ -112,8 +114,9 @@ PROFILES: dict[str, Profile] = {
 
 
 AUTO_DESCRIPTION = (
-    "gpu when CUDA is available, both gpu models are in the Hugging Face cache and remote code is "
-    "allowed (--trust-remote-code), else offline; it says which and why"
+    "gpu when CUDA is available, both gpu models are in the Hugging Face cache, the installed "
+    "packages can run them (pagesight doctor MODEL) and remote code is allowed (--trust-remote-code), "
+    "else offline; it says which and why"
 )
 """What ``auto`` picks (one line, as :attr:`Profile.description`)."""
 
@@ -143,7 +146,9 @@ def resolve_profile(name: str | None, *, trust_remote_code: bool = False) -> tup
     """Return the profile called ``name`` and a sentence saying why it was chosen.
 
     ``None`` and ``"auto"`` choose ``gpu`` when CUDA is available, both of its models are in the
-    Hugging Face cache at their pinned revisions and ``trust_remote_code`` is true (the models run
+    Hugging Face cache at their pinned revisions, the installed packages can run them (the check of
+    :func:`~pagesight.models.environment.diagnose`, ``pagesight doctor``) and ``trust_remote_code``
+    is true (the models run
     their own code, which ``auto`` never allows by itself), else ``offline`` (it needs nothing but
     pip); the sentence says which and why.
 
@@ -184,7 +189,41 @@ def gpu_ready() -> tuple[bool, str]:
     missing = [spec.hf_id or spec.alias for spec in specs if not _in_hf_cache(spec.hf_id, spec.revision)]
     if missing:
         return False, f"CUDA is available but {', '.join(missing)} is not downloaded (hf download <id>)"
+    cannot = gpu_environment_problems()
+    if cannot:
+        return False, f"CUDA is available and the weights are cached, but {cannot}"
     return True, "CUDA is available and the embed-vl and rerank-vl weights are cached"
+
+
+def gpu_environment_problems() -> str:
+    """Why the installed packages cannot run the ``gpu`` profile's models (``""``: they can).
+
+    The per-model check that loading runs (:func:`~pagesight.models.environment.diagnose`: the
+    transformers versions, flash-attn and the other packages each model's code imports), for the
+    profile's embedder and reranker on CUDA, with the pip line that fixes it. ``""`` as well when
+    ``PAGESIGHT_SKIP_ENV_CHECK=1``, which skips that check at load time too.
+    """
+    from pagesight.models.environment import SKIP_ENV, diagnose
+    from pagesight.models.registry import resolve_dense_vl
+    from pagesight.models.rerank import resolve_reranker
+
+    if os.environ.get(SKIP_ENV) == "1":
+        return ""
+    profile = PROFILES["gpu"]
+    reports = [
+        diagnose(spec, device="cuda")
+        for spec in (resolve_dense_vl(profile.embedder), resolve_reranker(profile.reranker or ""))
+    ]
+    bad = [r for r in reports if not r.ok]
+    if not bad:
+        return ""
+    why = "; ".join(f"{r.model}: {', '.join(r.problems)}" for r in bad)
+    fixes = " and ".join(dict.fromkeys(r.pip for r in bad if r.pip))
+    return (
+        f"the installed packages cannot run its models ({why})"
+        + (f"; fix: {fixes}" if fixes else "")
+        + f" (pagesight doctor {bad[0].model})"
+    )
 
 
 def _in_hf_cache(hf_id: str | None, revision: str | None) -> bool:

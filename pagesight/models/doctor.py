@@ -91,4 +91,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(line)
         if spec.verified:
             print(f"verified: {spec.verified}")
+        from pagesight.profiles import PROFILES
+
+        gpu = PROFILES["gpu"]
+        if spec.alias in (gpu.embedder, gpu.reranker):
+            verdict = "it passes" if report.ok else "it fails here, so auto picks offline"
+            print(f"profile: gpu uses this model; auto picks gpu only when this check passes ({verdict})")
     return 0 if report.ok else 1

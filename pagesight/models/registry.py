@@ -181,50 +181,63 @@ class ModelEnvironment:
     source: str = ""
 
 
+_VISION_PACKAGES = ("torchvision", "accelerate")  # what the NVIDIA vision-language remote code imports
+_QWEN_PACKAGES = (*_VISION_PACKAGES, "datasets")  # the Qwen-based ColEmbed v2 code also imports datasets
+
+
+def _remote_vl_env(
+    name: str, transformers: str, pip: str, source: str, packages: tuple[str, ...]
+) -> ModelEnvironment:
+    """An NVIDIA vision-language group: flash-attention 2 recommended, vision packages imported."""
+    return ModelEnvironment(
+        name=name,
+        transformers=transformers,
+        flash_attn="recommended",
+        packages=packages,
+        pip=pip,
+        source=source,
+    )
+
+
 ENVIRONMENTS: Mapping[str, ModelEnvironment] = MappingProxyType(
     {
         env.name: env
         for env in (
-            ModelEnvironment(
-                name="colembed-llama",
-                transformers="==4.49.0",
-                flash_attn="recommended",
-                packages=("torchvision", "accelerate"),
-                pip='pip install "pagesight[colembed-llama]" && pip install flash-attn --no-build-isolation',
-                source="MTEB pyproject extra llama-nemotron-colembed-vl (transformers==4.49.0, flash-attn)",
+            _remote_vl_env(
+                "colembed-llama",
+                "==4.49.0",
+                'pip install "pagesight[colembed-llama]" && pip install flash-attn --no-build-isolation',
+                "MTEB pyproject extra llama-nemotron-colembed-vl (transformers==4.49.0, flash-attn)",
+                _VISION_PACKAGES,
             ),
-            ModelEnvironment(
-                name="colembed-qwen",
-                transformers="==5.0.0",
-                flash_attn="recommended",
-                packages=("torchvision", "accelerate", "datasets"),
-                pip='pip install "pagesight[colembed-qwen]"',
-                source="MTEB PR #4125 (nemotron-colembed-vl-v2 extra: transformers==5.0.0)",
+            _remote_vl_env(
+                "colembed-qwen",
+                "==5.0.0",
+                'pip install "pagesight[colembed-qwen]"',
+                "MTEB PR #4125 (nemotron-colembed-vl-v2 extra: transformers==5.0.0)",
+                _QWEN_PACKAGES,
             ),
-            ModelEnvironment(
-                name="colembed-qwen-rc",
-                transformers="==5.0.0rc0",
-                flash_attn="recommended",
-                packages=("torchvision", "accelerate", "datasets"),
-                pip='pip install "transformers==5.0.0rc0" torchvision accelerate datasets',
-                source="MTEB PR #4036 (the 4b/8b-v2 pins before PR #4125: transformers==5.0.0rc0)",
+            _remote_vl_env(
+                "colembed-qwen-rc",
+                "==5.0.0rc0",
+                'pip install "transformers==5.0.0rc0" torchvision accelerate datasets',
+                "MTEB PR #4036 (the 4b/8b-v2 pins before PR #4125: transformers==5.0.0rc0)",
+                _QWEN_PACKAGES,
             ),
-            ModelEnvironment(
-                name="nvidia-vl",
-                transformers=">=5.0,<6",
-                flash_attn="recommended",
-                packages=("torchvision", "accelerate"),
-                pip='pip install "pagesight[nvidia-vl]"',
-                source="NeMo-Retriever PRs #2470, #2500, #2532 (revisions for Transformers 5)",
+            _remote_vl_env(
+                "nvidia-vl",
+                ">=5.0,<6",
+                'pip install "pagesight[nvidia-vl]"',
+                "NeMo-Retriever PRs #2470, #2500, #2532 (revisions for Transformers 5)",
+                _VISION_PACKAGES,
             ),
-            ModelEnvironment(
-                name="nvidia-vl-tf4",
-                transformers=">=4.56,<5",
-                flash_attn="recommended",
-                packages=("torchvision", "accelerate"),
-                pip='pip install "transformers>=4.56,<5" torchvision accelerate',
-                source="MTEB extra llama-nemotron-embed-vl-1b-v2 (transformers>=4.56); NeMo-Retriever "
+            _remote_vl_env(
+                "nvidia-vl-tf4",
+                ">=4.56,<5",
+                'pip install "transformers>=4.56,<5" torchvision accelerate',
+                "MTEB extra llama-nemotron-embed-vl-1b-v2 (transformers>=4.56); NeMo-Retriever "
                 "PR #2470 (older revisions fail on Transformers 5)",
+                _VISION_PACKAGES,
             ),
             ModelEnvironment(
                 name="nvembed",
@@ -294,6 +307,23 @@ def _colembed(
 def _was(commit: str, environment: str) -> Mapping[str, str]:
     """A previous pin (still selectable with ``revision=``) and the environment that runs it."""
     return MappingProxyType({commit: environment})
+
+
+def _colembed_llama(
+    alias: str, revision: str, dimensions: int, license: str, was: str, **kw: Any
+) -> ModelSpec:
+    """A Llama-based ColEmbed (v1, 3b-v2): transformers 4.49.0, the ``colembed-llama`` group, ``was``
+    its previous pin (run by the same group)."""
+    return _colembed(
+        alias,
+        revision,
+        dimensions,
+        license,
+        "4.49.0",
+        environment="colembed-llama",
+        previous_revisions=_was(was, "colembed-llama"),
+        **kw,
+    )
 
 
 _STANDIN = "stand-in tests only (no weights offline)"
@@ -381,37 +411,31 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType(
             commercial_use=True,
             local_path=_minilm_path,
         ),
-        "llama-nemoretriever-colembed-3b-v1": _colembed(
+        "llama-nemoretriever-colembed-3b-v1": _colembed_llama(
             "llama-nemoretriever-colembed-3b-v1",
             # MTEB PR #3925 moved off 50c36f4d ("visual_config crash" on load, MTEB issue #3917)
             "4194bdd2cd2871f220ddba6273ce173ef1217a1e",
             3072,
             _NVIDIA_NC_V1,
-            "4.49.0",
-            environment="colembed-llama",
-            previous_revisions=_was("50c36f4d5271c6851aa08bd26d69f6e7ca8b870c", "colembed-llama"),
+            "50c36f4d5271c6851aa08bd26d69f6e7ca8b870c",
             verified=_V1_VERIFIED,
             flash_attn="required",
         ),
-        "llama-nemoretriever-colembed-1b-v1": _colembed(
+        "llama-nemoretriever-colembed-1b-v1": _colembed_llama(
             "llama-nemoretriever-colembed-1b-v1",
             "6eade800103413033f260bb55b49fe039fd28a6e",  # MTEB PR #3925 (was 1f0fdea7)
             2048,
             _NVIDIA_NC_V1,
-            "4.49.0",
-            environment="colembed-llama",
-            previous_revisions=_was("1f0fdea7f5b19532a750be109b19072d719b8177", "colembed-llama"),
+            "1f0fdea7f5b19532a750be109b19072d719b8177",
             verified=_V1_VERIFIED,
             flash_attn="required",
         ),
-        "llama-nemotron-colembed-vl-3b-v2": _colembed(
+        "llama-nemotron-colembed-vl-3b-v2": _colembed_llama(
             "llama-nemotron-colembed-vl-3b-v2",
             "680b47b199f99bc0ec2f4e90ffa583ec0c2e452c",  # MTEB PR #4125 (was 75f03c71)
             3072,
             _NVIDIA_NC_V2,
-            "4.49.0",
-            environment="colembed-llama",
-            previous_revisions=_was("75f03c712cb3a252e062295f9a0966e5d95d6156", "colembed-llama"),
+            "75f03c712cb3a252e062295f9a0966e5d95d6156",
             verified=f"{_STANDIN}: tiling 8 tiles + thumbnail (NeMo-Retriever retrieval-bench, quoting "
             "the card); pin and transformers 4.49.0 from MTEB",
         ),

@@ -254,7 +254,9 @@ class ExtractiveGenerator:
             q_tokens = late.encode_queries([question])[0]
             return maxsim(q_tokens, pack(late.encode_documents(texts))) / max(len(q_tokens), 1)
         dense = cast(DenseTextEncoder, self.encoder)
-        return np.asarray(dense.encode_documents(texts) @ dense.encode_queries([question])[0])
+        # short-lived vectors: the encoder's light path when it has one (no torch for `ask`)
+        passages = getattr(dense, "encode_passages", dense.encode_documents)(texts)
+        return np.asarray(passages @ dense.encode_queries([question])[0])
 
     def generate(self, question: str, pages: Sequence[Hit]) -> str:
         from pagesight.retrieval.hybrid import tokenize

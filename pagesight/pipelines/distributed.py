@@ -347,7 +347,7 @@ def _precheck(source: str, store: Store, *, force: bool, position: int) -> Sourc
         indexed = None if force else store.source_info(source)
         if indexed is not None and indexed.content_hash == digest:
             return SourceResult(source, "unchanged", indexed.pages)
-        duplicate = _same_bytes_elsewhere(store, source, digest)
+        duplicate = _same_bytes_elsewhere(store, source, digest, force=force)
         if duplicate is not None:
             return duplicate
     return _Source(source, name, digest, position=position)
@@ -355,7 +355,7 @@ def _precheck(source: str, store: Store, *, force: bool, position: int) -> Sourc
 
 def _commit(state: _Source, store: Store, encoder: Encoder) -> SourceResult:
     """Write one source whose pages have all arrived (or report why it failed)."""
-    from pagesight.pipelines.ingest import SourceResult, _same_bytes_elsewhere
+    from pagesight.pipelines.ingest import SourceResult, _drop_old_spellings, _same_bytes_elsewhere
 
     if state.error_type in _FATAL:
         raise _FATAL[state.error_type](state.error or state.error_type)
@@ -371,6 +371,7 @@ def _commit(state: _Source, store: Store, encoder: Encoder) -> SourceResult:
             return duplicate
     vectors: Any = [v for _, v in ordered] if store.multivector else np.stack([v for _, v in ordered])
     store.add_source(pages, vectors, embedder=encoder.info)
+    _drop_old_spellings(store, state.name)  # as single-process ingest: an older store's typed name goes
     return SourceResult(state.name, "indexed", len(pages), warnings=state.notes)
 
 
@@ -548,13 +549,19 @@ def _run(
     # shared file system) and the source keeps the name it was given
     several = sum(bool(n.get("Alive", True)) for n in nodes) > 1
     # The pid in the name lets the store remove the folder if this process dies (see PageStore).
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-{socket.gethostname()}-", dir=root))
+    # Absolute: workers do not run in the driver's current folder (a relative --store would stage
+    # their page images somewhere the driver never looks).
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-{socket.gethostname()}-", dir=os.path.abspath(root))
+    )
     options = dict(loader_options)
     engine = options.get("ocr_engine")
     if engine is not None and not isinstance(engine, str):
         options["ocr_engine"] = str(getattr(engine, "name", "auto"))  # each worker opens its own engine
     if executor.shared_dir is not None and options.get("ocr_cache") == store.image_dir.parent / "ocr-cache":
         options["ocr_cache"] = root / "ocr-cache"  # the default, beside the store: shared instead
+    if isinstance(options.get("ocr_cache"), (str, os.PathLike)):
+        options["ocr_cache"] = os.path.abspath(options["ocr_cache"])  # for the workers' current folder
     options.pop("ocr_progress", None)
     gpus = _cluster_gpus(ray)
     num_gpus = executor.num_gpus if executor.num_gpus is not None else (1.0 if gpus else 0.0)

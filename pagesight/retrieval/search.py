@@ -111,6 +111,7 @@ class PageSearcher:
         self.maxsim_device = maxsim_device
         self._bm25: BM25Index | None = None
         self._lock = threading.Lock()
+        self._source_names: dict[str, str] = {}  # a ``source=`` as given -> the name stored
 
     def _bm25_index(self) -> BM25Index | SegmentedBM25:
         from pagesight.retrieval.hybrid import BM25Index
@@ -163,6 +164,34 @@ class PageSearcher:
         """Forget the cached BM25 index (call after writing to the store)."""
         with self._lock:
             self._bm25 = None
+            self._source_names.clear()
+
+    def stored_source(self, source: str) -> str:
+        """The name ``source`` is stored under, for the ``source=`` filter.
+
+        A local path may be spelled any way that names the file from the current folder
+        (``examples/x.pdf``, ``./examples/x.pdf``, the absolute path): ingest stores the absolute
+        path (:func:`~pagesight.documents._common.canonical_source`), and a store written by an
+        older pagesight holds the path as it was typed then. Tried in order: the name as given, its
+        canonical form, then any stored name that is the same file (a scan of the source names,
+        only when the first two find nothing). A URL is matched without its credentials. A source
+        the store does not hold gives its canonical form (the filter then matches nothing).
+        """
+        with self._lock:
+            known = self._source_names.get(source)
+        if known is not None:
+            return known
+        from pagesight.documents._common import canonical_source, same_source
+        from pagesight.documents.url import redact_url
+
+        given = redact_url(source)
+        wanted = canonical_source(given)
+        found = next((n for n in dict.fromkeys((given, wanted)) if self.store.pages(n)), None)
+        if found is None:
+            found = next((s.source for s in self.store.sources() if same_source(s.source, wanted)), wanted)
+        with self._lock:
+            self._source_names[source] = found
+        return found
 
     def search(
         self, query: str = "", k: int = 10, *, source: str | None = None, image: Any = None
@@ -176,7 +205,8 @@ class PageSearcher:
         Args:
             query: the words to look for (may be blank with ``image``).
             k: pages to return.
-            source: only pages of this source (path or URL as indexed).
+            source: only pages of this source: a URL, or a local path spelled any way that
+                names the file from the current folder (see :meth:`stored_source`).
             image: search by this image (a path, a ``PIL.Image.Image`` or encoded bytes) instead of
                 the query's embedding; the store's model must embed images (dense vision-language,
                 late-interaction image models). ``"hybrid"`` fuses the image's dense hits with BM25
@@ -197,6 +227,8 @@ class PageSearcher:
             return []  # a blank query matches nothing (its embedding would still have neighbours)
         if query.strip():
             self._check_length(query)
+        if source is not None:
+            source = self.stored_source(source)
         if self.reranker is None or not query.strip():
             return self._retrieve(query, k, source, image)
         return self._rerank(query, self._retrieve(query, max(k, self.rerank_candidates), source, image), k)

@@ -213,27 +213,38 @@ def test_a_worker_killed_mid_job_and_a_resumed_job_give_the_same_store(
 
 
 @pytest.mark.slow
-def test_cli_index_with_ray(ray_local: None, docs: dict[str, Path], tmp_path: Path, capsys: Any) -> None:
+def test_cli_index_with_ray(
+    ray_local: None, encoder: Any, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--ray` on a store an older pagesight wrote (names as typed), with --force: as single-process
+    ingest, the changed file's old name is dropped, the unchanged one is written again (not skipped),
+    and the run shows pagesight's progress lines and the per-source lines."""
     from pagesight.cli import main
+    from pagesight.documents import load_pdf
 
-    code = main(
-        [
-            "index",
-            str(docs["garden"]),
-            str(docs["network"]),
-            "--store",
-            str(tmp_path / "s"),
-            "--profile",
-            "offline",
-            "--ocr",
-            "never",
-            "--ray",
-            "-q",
-        ]
-    )
-    assert code == 0
-    assert "2 source(s) indexed (5 pages)" in capsys.readouterr().err
-    assert PageStore(tmp_path / "s").count() == 5
+    monkeypatch.chdir(tmp_path)
+    write_pdf(tmp_path / "a.pdf", GARDEN)
+    write_pdf(tmp_path / "b.pdf", NETWORK)
+    old = PageStore(tmp_path / "s")
+    for name in ("a.pdf", "./b.pdf"):  # the path as typed, as stores were written before absolute names
+        pages = list(load_pdf(name, source=name, image_dir=tmp_path / "staging", ocr="never"))
+        old.add_source(pages, encoder.encode_pages(pages), embedder=encoder.info)
+    old.close()
+    write_pdf(tmp_path / "a.pdf", [*GARDEN, "A third page about mulching in autumn."])  # a.pdf changes
+
+    argv = ["index", "a.pdf", "b.pdf", "--store", "s", "--profile", "offline", "--ocr", "never", "--force"]
+    code = main([*argv, "--ray"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    a, b = str(tmp_path / "a.pdf"), str(tmp_path / "b.pdf")
+    assert f"  indexed    {a} (3 pages)" in err and f"  indexed    {b} (3 pages)" in err  # b: --force
+    assert "2 source(s) indexed (6 pages)" in err
+    assert "indexing 2 source(s), 6 pages" in err  # pagesight's whole-run progress (not a TTY: lines)
+    assert "indexed 6 pages in " in err
+    store = PageStore(tmp_path / "s")
+    assert [(s.source, s.pages) for s in store.sources()] == [(a, 3), (b, 3)]  # old names gone
+    assert store.count() == 6 and store.check().ok
+    store.close()
 
 
 def test_executor_values_and_a_cluster_without_a_shared_folder(tmp_path: Path) -> None:

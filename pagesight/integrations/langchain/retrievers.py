@@ -90,7 +90,7 @@ class PageRetriever(BaseRetriever):
     """Pages the reranker sees (at least ``k``)."""
 
     source: str | None = None
-    """Only search the pages of this source (path or URL as indexed); ``None`` searches all."""
+    """Only search the pages of this source (a URL, or a local path spelled any way); ``None``: all."""
 
     exhaustive: bool = False
     """Late interaction: score every stored page with MaxSim instead of the proposed candidates."""

@@ -97,7 +97,7 @@ class PageNodeRetriever(BaseRetriever):
             reranker: a reranker name, a pagesight ``Reranker`` or ``VLRerankPostprocessor``;
                 ``None``: the index's profile's; ``"none"``: no reranker.
             rerank_candidates: pages the reranker sees (at least ``similarity_top_k``).
-            source: only search the pages of this source (path or URL as indexed).
+            source: only search the pages of this source (a URL, or a local path spelled any way).
             exhaustive: late interaction: score every stored page with MaxSim.
             candidates: late interaction: pages the summary-vector search proposes for MaxSim
                 (``None``: at least 100).

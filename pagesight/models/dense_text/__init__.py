@@ -269,6 +269,21 @@ class MatryoshkaEncoder(DenseModel):
         """Embed documents or pages (``search_document`` prefix): ``(len(texts), dimensions)`` float32."""
         return self.encode(texts, task="search_document")
 
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed short passages to score against a query now, never to store: ``(len(texts), dimensions)``.
+
+        As :meth:`encode_documents` (``search_document`` prefix), but through the int8 ONNX query
+        path when it applies and every passage fits one window (see
+        :mod:`~pagesight.models.dense_text.onnx_query`), so the extractive answer of ``pagesight
+        ask`` does not load torch. Pages are stored with :meth:`encode_pages`, always the full model.
+        """
+        texts = check_texts(texts)
+        prefixed = [self.prefixes.get("search_document", "") + t for t in texts]
+        fast = self._query_path() if texts else None
+        if fast is not None and fast.fits(prefixed):
+            return truncate_embeddings(fast.embed(prefixed), self._dimensions, self.spec.truncation)
+        return self.encode_documents(texts)
+
     def encode_pages(self, pages: Sequence[Page]) -> np.ndarray:
         """Embed pages by their text (a page with none by its title): ``(len(pages), dimensions)``."""
         return self.encode_documents([page_embedding_text(page) for page in pages])

@@ -181,8 +181,11 @@ class PageStore:
                 collection=collection,
                 client_settings=client_settings,
             )
-        elif headers or collection != "pagesight" or client_settings is not None or any(
-            a is not None for a in chroma_args
+        elif (
+            headers
+            or collection != "pagesight"
+            or client_settings is not None
+            or any(a is not None for a in chroma_args)
         ):
             raise ConfigurationError("give either `backend` or the Chroma arguments (`path`, `url`, ...)")
         self._backend: StoreBackend = backend
