@@ -151,8 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--passages", type=int, default=20000, help="real passages (default 20000)")
     parser.add_argument("--sizes", default="20000", help="store sizes to run, e.g. 20000,200000")
     parser.add_argument("--queries", type=int, default=136, help="first-sentence queries besides eval/'s 64")
-    parser.add_argument("--nprobe", default="2,4,8")
-    parser.add_argument("--candidates", default="64,128,256")
+    parser.add_argument("--nprobe", default="4,8")
+    parser.add_argument("--candidates", default="32,64,128")
     parser.add_argument(
         "--variants", default="", help="also run these storages at the first size: int8,pool2"
     )

@@ -217,8 +217,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         raise ConfigurationError("--page-input applies to vision-language and late-interaction models")
     if kind == "late" and args.dimensions is not None:
         raise ConfigurationError("--dimensions applies to dense embedders, not late interaction")
-    if kind != "late" and (args.storage or args.pool_factor or args.summary):
-        raise ConfigurationError("--storage, --pool-factor and --summary apply to late-interaction models")
+    if kind != "late" and (args.storage or args.pool_factor or args.summary or args.candidates_from):
+        raise ConfigurationError(
+            "--storage, --pool-factor, --summary and --candidates-from apply to late-interaction models"
+        )
     index = Index.create(
         args.store,
         profile=profile,
@@ -229,6 +231,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         storage=args.storage,
         pool_factor=args.pool_factor,
         summary=args.summary,
+        candidates_from=args.candidates_from,
         trust_remote_code=args.trust_remote_code,
         **_server_options(args),
     )
@@ -619,6 +622,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool-factor", type=int, default=None, help="late interaction: pool tokens by 2-4")
     p.add_argument(
         "--summary", choices=["mean", "muvera"], default=None, help="late interaction: candidate vectors"
+    )
+    p.add_argument(
+        "--candidates-from",
+        choices=["summary", "centroids"],
+        default=None,
+        help="late interaction: two-stage candidates from summary vectors (default) or token centroids",
     )
     trust_arg(p)
     p.add_argument("--dpi", type=int, default=96, help="page image resolution (default: 96)")

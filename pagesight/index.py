@@ -181,6 +181,7 @@ class Index:
         storage: str | None = None,
         pool_factor: int | None = None,
         summary: str | None = None,
+        candidates_from: str | None = None,
         trust_remote_code: bool = False,
         ollama_host: str | None = None,
         **server: Unpack[ServerOptions],
@@ -202,6 +203,9 @@ class Index:
             storage: late interaction: token storage (``float16``, ``float32``, ``int8``).
             pool_factor: late interaction: pool tokens by this factor.
             summary: late interaction: candidate vectors (``mean`` or ``muvera``).
+            candidates_from: late interaction: where two-stage search takes its candidates,
+                ``"summary"`` (the summary vectors, default) or ``"centroids"`` (a token-level
+                centroid index, PLAID-style; see README "Late interaction at scale").
             trust_remote_code: allow the models' own code (the ``gpu`` profile allows it itself).
             ollama_host: the Ollama server for ``ollama:`` generators.
             **server: Chroma server stores: ``headers``, ``tenant``, ``database`` (:class:`ServerOptions`).
@@ -224,9 +228,9 @@ class Index:
             raise ConfigurationError("`page_input` applies to vision-language and late-interaction models")
         if late and dimensions is not None:
             raise ConfigurationError("`dimensions` applies to dense embedders, not late interaction")
-        if not late and (storage or pool_factor or summary):
+        if not late and (storage or pool_factor or summary or candidates_from):
             raise ConfigurationError(
-                "`storage`, `pool_factor` and `summary` apply to late-interaction models"
+                "`storage`, `pool_factor`, `summary` and `candidates_from` apply to late-interaction models"
             )
         index = cls(
             location,
@@ -237,7 +241,16 @@ class Index:
             **server,
         )
         index.profile_reason = why
-        options = {"storage": storage, "pool_factor": pool_factor, "summary": summary} if late else {}
+        options = (
+            {
+                "storage": storage,
+                "pool_factor": pool_factor,
+                "summary": summary,
+                "candidates_from": candidates_from,
+            }
+            if late
+            else {}
+        )
         index._plan = _Plan(name, kind, page_input, dimensions, options)
         return index
 

@@ -121,6 +121,65 @@ def test_a_late_interaction_store_opens_with_its_token_encoder(tmp_path, docs, c
         assert (Path(exact[0].source).name, exact[0].page) == ("network.pdf", 2)
 
 
+def test_a_late_interaction_store_with_centroid_candidates_from_index_and_cli(
+    tmp_path, docs, capsys, monkeypatch
+):
+    from pagesight.retrieval.store import MultiVectorStore
+    from pagesight.retrieval.store.centroids import CentroidIndex
+
+    monkeypatch.setattr(MultiVectorStore, "centroid_min_pages", 2)  # the test's pages train centroids
+    location = tmp_path / "late-centroids"
+    with Index.create(location, profile="offline-late", candidates_from="centroids") as index:
+        assert index.add([docs["garden"].parent], show_progress=False).ok
+    index_folder = location / "tokens" / "centroids"
+    assert CentroidIndex(index_folder).stats().coded_pages == index.store.count() > 0
+    with Index.open(location) as index:
+        assert index.store.options["candidates_from"] == "centroids"  # recorded by the store
+        hits = index.search(FIREWALL, k=2, mode="dense")
+        exact = index.search(FIREWALL, k=2, mode="dense", exhaustive=True)
+        assert ranked(hits) == ranked(exact) and (Path(hits[0].source).name, hits[0].page) == (
+            "network.pdf",
+            2,
+        )
+    printed = json.loads(
+        cli(capsys, "search", FIREWALL, "--store", str(location), "-k", "2", "--mode", "dense", "--json")
+    )
+    assert [(h["source"], h["page"]) for h in printed] == [(h.source, h.page) for h in hits]
+    other = tmp_path / "late-cli"
+    cli(
+        capsys,
+        "index",
+        str(docs["garden"]),
+        "--store",
+        str(other),
+        "--profile",
+        "offline-late",
+        "--candidates-from",
+        "centroids",
+        "--quiet",
+    )
+    with Index.open(other) as index:
+        assert index.store.options["candidates_from"] == "centroids"
+    assert (
+        main(
+            [
+                "index",
+                str(docs["garden"]),
+                "--store",
+                str(tmp_path / "d"),
+                "--profile",
+                "offline",
+                "--candidates-from",
+                "centroids",
+            ]
+        )
+        == 2
+    )
+    assert "--candidates-from apply to late-interaction models" in capsys.readouterr().err
+    with pytest.raises(ConfigurationError, match="`candidates_from` apply to late-interaction"):
+        Index.create("anywhere", profile="offline", candidates_from="centroids")
+
+
 def test_opening_a_missing_store_says_how_to_create_one(tmp_path):
     with pytest.raises(StoreNotFoundError, match="no store at .*pagesight index") as info:
         Index.open(tmp_path / "none")

@@ -63,8 +63,9 @@ class PageSearcher:
             marks for encoders without a tokenizer and in ``"bm25"`` mode); a longer one raises
             :class:`~pagesight.errors.ConfigurationError`. ``None`` lifts the limit. Queries longer
             than a dense text model's window are embedded in pooled windows, never cut.
-        maxsim_candidates: late interaction: pages the summary vectors propose for exact MaxSim
-            (``None``: at least 100, twice the pages asked for).
+        maxsim_candidates: late interaction: pages the store's first stage (summary vectors or
+            centroid index) proposes for exact MaxSim (``None``: the store's default, at least twice
+            the pages asked for).
         maxsim_device: late interaction: where MaxSim runs (``None``/``"cpu"``, ``"cuda"``, ``"cuda:N"``).
 
     With a late-interaction encoder and a :class:`~pagesight.retrieval.multivector.MultiVectorStore`,
@@ -143,7 +144,7 @@ class PageSearcher:
                 embedded,
                 n,
                 embedder=encoder.info,
-                candidates=self.maxsim_candidates or max(100, 2 * n),
+                candidates=self.maxsim_candidates,  # None: the store's default for its candidate source
                 exhaustive=self.exhaustive,
                 device=self.maxsim_device,
                 source=source,

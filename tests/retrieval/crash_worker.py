@@ -9,7 +9,7 @@ and ``{"exit": <status>}`` when the child is gone (negative: killed by that sign
 
 A command::
 
-    {"kind": "dense" | "multi", "store": "<folder>", "out": "<file>",
+    {"kind": "dense" | "multi" | "cent", "store": "<folder>", "out": "<file>",
      "url": "<Chroma server URL>" | null, "collection": "<name>" (with url: a server store),
      "steps": [["snapshot"], ["ingest", [paths]], ["delete", source]],
      "kill": {"target": "module:Attr.attr", "n": 2, "when": "before" | "after"} | null}
@@ -63,7 +63,7 @@ def _digest(data: bytes) -> str:
 def _snapshot(store: Any, kind: str, root: Path) -> dict[str, Any]:
     """The store's content as comparable values, plus the invariants a crash must not break."""
     pages = store.pages()
-    page_store = store.page_store if kind == "multi" else store
+    page_store = store.page_store if kind in ("multi", "cent") else store
     page_store.count()  # opens (and verifies) the store
     col = page_store.backend.collection()
     ids = [h.id for h in pages]
@@ -97,14 +97,52 @@ def _snapshot(store: Any, kind: str, root: Path) -> dict[str, Any]:
     out["leftovers"] = sorted(
         p.name for p in [*root.glob(".staging-*"), *(root / "journal").glob("*")] if p.exists()
     )
-    if kind == "multi":
+    if kind in ("multi", "cent"):
         token_ids = store.token_store.ids()
         out["tokens_without_record"] = sorted(set(token_ids) - set(ids))
         out["records_without_tokens"] = sorted(set(ids) - set(token_ids))
         present = sorted(set(ids) & set(token_ids))
         for id_, m in zip(present, store.get_tokens(present), strict=True):
             records[id_]["tokens"] = _digest(np.asarray(m, np.float16).tobytes())
+    if kind == "cent":
+        out["centroids"] = _centroid_state(store, present)
     return out
+
+
+def _centroid_state(store: Any, present: list[str]) -> dict[str, Any]:
+    """What the centroid index holds: its coded pages, files no record owns, and whether a search
+    through it that probes every centroid finds exhaustive MaxSim's top pages."""
+    import sqlite3
+
+    folder = store.token_dir / "centroids"
+    conn = sqlite3.connect(folder / "index.sqlite3")
+    try:
+        settings = dict(conn.execute("SELECT key, value FROM settings").fetchall())
+        gen = int(settings.get("gen", "0"))
+        gens = {gen, int(settings.get("next_gen", "0"))} - {0}
+        coded = sorted(r[0] for r in conn.execute("SELECT id FROM pages WHERE gen = ?", (gen,)))
+        segs = {f"lists-{g:06d}-{q:06d}" for g, q in conn.execute("SELECT gen, seq FROM segments")}
+    finally:
+        conn.close()
+    stray = []
+    for path in folder.iterdir():
+        name = path.name
+        if name.startswith("centroids-"):
+            ok = name.endswith(".npy") and name[10:16].isdigit() and int(name[10:16]) in gens
+        elif name.startswith("lists-"):
+            ok = name.endswith(".npy") and name.split(".")[0] in segs
+        else:
+            continue
+        if not ok:
+            stray.append(name)
+    same = None
+    if present:
+        query = store.get_tokens([present[0]])[0][:3]
+        info = store.embedder
+        exact = [h.id for h in store.search(query, k=3, embedder=info, exhaustive=True)]
+        probed = [h.id for h in store.search(query, k=3, embedder=info, nprobe=10_000, candidates=3)]
+        same = exact == probed
+    return {"generation": gen, "coded": coded, "stray_files": sorted(stray), "search_exact": same}
 
 
 def _run(cmd: dict[str, Any], encoders: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +158,9 @@ def _run(cmd: dict[str, Any], encoders: dict[str, Any]) -> dict[str, Any]:
     if cmd.get("url"):  # a server store: page images under the folder, records on the server
         root.mkdir(parents=True, exist_ok=True)
         store: Any = PageStore(url=cmd["url"], image_dir=root / "images", collection=cmd["collection"])
+    elif kind == "cent":
+        MultiVectorStore.centroid_min_pages = 2  # the test's 8 pages train centroids
+        store = MultiVectorStore(root, candidates_from="centroids")
     else:
         store = MultiVectorStore(root) if kind == "multi" else PageStore(root)
     answers: list[Any] = []
@@ -153,7 +194,7 @@ def main() -> None:
     dense.load()
     tokens = ColEmbedEncoder("minilm-tokens")
     tokens.load()
-    encoders = {"dense": dense, "multi": tokens}
+    encoders = {"dense": dense, "multi": tokens, "cent": tokens}
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         cmd = json.loads(line)

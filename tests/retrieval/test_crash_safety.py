@@ -40,6 +40,7 @@ _JOURNAL = "pagesight.retrieval.store._journal"
 _CHROMA = "chromadb.api.models.Collection:Collection"
 _TOKENS = "pagesight.retrieval.store.tokens:TokenStore"
 _RENDER = "pagesight.documents.pdf:_MuPDF.render_png"
+_CENT = "pagesight.retrieval.store.centroids:CentroidIndex"
 
 # (op, kind) -> deterministic kill points: (target, n-th call, before/after)
 _POINTS: dict[tuple[str, str], list[tuple[str, int, str]]] = {
@@ -82,6 +83,23 @@ _POINTS: dict[tuple[str, str], list[tuple[str, int, str]]] = {
     ("delete", "multi"): [
         (f"{_CHROMA}.delete", 1, "after"),
         (f"{_TOKENS}.delete", 1, "before"),
+    ],
+    # a late-interaction store with token centroid candidates: the index is derived from the tokens,
+    # and must be complete (every page coded, no stray file) once the store reopens
+    ("fresh", "cent"): [
+        (f"{_CENT}._write_arrays", 1, "after"),  # centroids written, not recorded
+        (f"{_CENT}._write_arrays", 2, "after"),  # a segment's files written, not recorded
+        (f"{_CENT}._switch", 1, "before"),  # pages coded in the new generation, not switched to
+        (f"{_CENT}._record_segment", 2, "after"),  # the second source coded, its tokens' commit done
+    ],
+    ("update", "cent"): [
+        (f"{_CENT}._remove_gone", 1, "after"),  # the replaced pages' entries dropped, not re-coded
+        (f"{_CENT}._record_segment", 1, "before"),
+    ],
+    ("compact", "cent"): [  # deletes leave segments mostly gone: they are rewritten
+        (f"{_CENT}._merge_segments", 1, "before"),
+        (f"{_CENT}._merge_segments", 2, "before"),
+        (f"{_CENT}._remove_unrecorded", 4, "before"),  # segments dropped, their files not yet gone
     ],
 }
 _RANDOM_KILLS_PER_CASE = 1
@@ -201,9 +219,14 @@ def _check_invariants(
     assert snap["missing_images"] == [], f"{where}: records without their image: {snap['missing_images']}"
     assert snap["orphan_images"] == [], f"{where}: image files without a record: {snap['orphan_images']}"
     assert snap["leftovers"] == [], f"{where}: journal/staging leftovers after reopening: {snap['leftovers']}"
-    if kind == "multi":
+    if kind in ("multi", "cent"):
         assert snap["records_without_tokens"] == [], f"{where}: {snap['records_without_tokens']}"
         assert snap["tokens_without_record"] == [], f"{where}: {snap['tokens_without_record']}"
+    if kind == "cent":
+        cent = snap["centroids"]
+        assert cent["coded"] == sorted(snap["records"]), f"{where}: centroid index codes {cent['coded']}"
+        assert cent["stray_files"] == [], f"{where}: centroid files no record owns: {cent['stray_files']}"
+        assert cent["search_exact"] in (True, None), f"{where}: probing every centroid is not exact"
     for (source, digest), pages in _versions(snap).items():  # a version is all there or not there
         assert pages == complete[source, digest], f"{where}: {source} holds only pages {sorted(pages)}"
 
@@ -214,7 +237,7 @@ def test_sigkill_at_many_points_loses_and_corrupts_nothing(worker: Worker, tmp_p
     rng = random.Random(_SEED)
     bases: dict[str, Path] = {}
     complete: dict[tuple[str, str], set[int]] = {}  # every version's full page set
-    for kind in ("dense", "multi"):
+    for kind in ("dense", "multi", "cent"):
         base = tmp_path / f"base-{kind}"
         code, answer, _ = worker.run(kind, base, [["ingest", docs], ["snapshot"]])
         assert code == 0 and answer is not None

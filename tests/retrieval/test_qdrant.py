@@ -85,3 +85,30 @@ def test_late_interaction_pages_in_qdrant_local_mode(tmp_path: Path, make_pages:
     with pytest.raises(StoreMismatchError, match="storage"):
         other.count()
     other.close()
+    with pytest.raises(ConfigurationError, match="runs MaxSim itself"):  # no token index beside Qdrant
+        open_multivector_store(location, candidates_from="centroids", image_dir=images)
+
+
+def test_server_stores_keep_page_images_in_the_shared_folder_the_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pagesight.retrieval.store import PageStore
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("PAGESIGHT_IMAGE_DIR", raising=False)
+    qdrant = open_backend("qdrant://qdrant.internal:6334/docs")
+    assert (
+        qdrant.local_dir("images")
+        == tmp_path / "cache" / "pagesight" / "images" / "qdrant-qdrant.internal-6334" / "docs"
+    )
+    shared = tmp_path / "nfs" / "pages"
+    monkeypatch.setenv("PAGESIGHT_IMAGE_DIR", str(shared))
+    assert open_backend("qdrant://qdrant.internal:6334/docs").local_dir("images") == (
+        shared / "qdrant-qdrant.internal-6334" / "docs"
+    )
+    chroma = PageStore(url="http://chroma.internal:8000", collection="team")  # opens nothing
+    assert chroma.image_dir == shared / "chroma.internal-8000" / "team"
+    assert chroma.backend.local_dir("tokens").is_relative_to(tmp_path / "cache")  # only images move
+    local = open_backend(f"qdrant+path://{tmp_path / 'q'}")
+    assert local.local_dir("images") == tmp_path / "q" / "images"  # a folder store keeps its own
+    assert not shared.exists()  # nothing created before the first write

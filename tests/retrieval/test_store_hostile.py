@@ -271,8 +271,10 @@ _REVIEWED = {
     ("store/_journal.py", "pending"): "temporaries listed from the journal folder itself",
     ("store/_journal.py", "record"): "a new journal file named by a fresh uuid",
     ("hybrid.py", "save"): "the BM25 index's own files in the folder the caller names",
-    ("store/centroids.py", "_remove_stale_files"): "centroid files globbed from the index folder itself",
-    ("store/centroids.py", "_train"): "the index's own numbered centroid file and its temporary",
+    ("store/centroids.py", "_remove_unrecorded"): "centroid and list files globbed from the index folder "
+    "itself, deleted only when no recorded generation or segment owns their numbers",
+    ("store/centroids.py", "_write_arrays"): "the index's own numbered centroid and list files and their "
+    "temporaries, paths built from integers",
     ("bm25.py", "_write_segment"): "a new segment folder named by a fresh uuid (_new_name)",
     ("bm25.py", "_write_json"): "the manifest's own temporary, named by a fresh uuid",
     ("bm25.py", "_commit"): "tombstones named by a fresh uuid in segments _read_segment name-checked",

@@ -1,14 +1,17 @@
-"""Token-level candidates for late interaction: centroids of token vectors and inverted lists to pages.
+"""Token-level candidates for late interaction: centroids of token vectors, inverted lists of residuals.
 
-PLAID-style (Santhanam et al. 2022, ColBERTv2's engine), without residual compression:
+PLAID/WARP-style (Santhanam et al. 2022, ColBERTv2's engine; Scheerer et al. 2025, WARP):
 
 1. **Centroids**: spherical k-means over a sample of the stored token vectors (faiss when installed,
-   else numpy). Every page is coded as the set of centroids nearest to its tokens.
-2. **Candidates**: each query token probes its ``nprobe`` most similar centroids; a page found in
-   those centroids' lists gets, per query token, the best similarity of the probed centroids it
-   holds (a floor for the query tokens it misses). The sum over query tokens (centroid interaction)
-   ranks the pages; the top ``candidates`` go on.
-3. **Exact MaxSim** on the survivors' real tokens (:func:`search`).
+   else numpy). Every stored token is assigned its most similar centroid ``c`` and kept, in the
+   centroid's inverted list, as its page and its **residual** ``t - c`` quantized to int8 (one
+   float32 scale per token): 4 + 4 + ``dim`` bytes a token, about half a float16 token.
+2. **Candidates**: each query token ``q`` probes its ``nprobe`` most similar centroids and scores
+   every token in their lists as ``q . c + scale * (q . residual)`` (the token's similarity within
+   int8 rounding). A page's approximate MaxSim sums, per query token, its best probed token, or,
+   where none of its tokens were probed, the similarity of the best centroid not probed (WARP's
+   missing-similarity estimate). The top ``candidates`` pages go on.
+3. **Exact MaxSim** on the survivors' stored tokens (:func:`search`).
 
 Use::
 
@@ -21,15 +24,22 @@ Use::
 
 Layout of the folder::
 
-    index.sqlite3          settings (generation, its centroid count, tokens it was trained on);
-                           codes: (page id, generation) -> the page's distinct centroid ids (int32)
-    centroids-000001.npy   float32 (n_centroids, dim), memory-mapped at query time
+    index.sqlite3              settings (generation, its centroid count, tokens it was trained on);
+                               segments (generation, number, tokens, pages);
+                               pages: (page id, generation) -> (segment, page number in it)
+    centroids-000001.npy       float32 (n_centroids, dim), memory-mapped at query time
+    lists-000001-000007.*.npy  one segment of the inverted lists, memory-mapped: ``res`` int8
+                               residuals and ``scale`` float32 in centroid order, ``page`` int32
+                               (page number in the segment), ``off`` int64 (n_centroids + 1) list
+                               bounds
 
-The index is derived data: :meth:`CentroidIndex.sync` compares it with the token store and codes the
-pages it lacks, drops the pages the token store no longer has, and retrains (a new generation, coded
-page by page, switched in one transaction) when the store has grown ``regrow`` times past the
-tokens the centroids were trained on. A crash at any point leaves a state the next ``sync``
-completes; pages the index has not coded yet (another process's write in progress, a crash) are
+Each :meth:`CentroidIndex.sync` codes the pages it lacks into new segments (files written, fsynced
+and renamed first, then recorded in one SQLite transaction), drops the pages the token store no
+longer holds (their list entries are skipped until a merge rewrites the segment), merges small
+segments so a search reads few, and retrains (a new generation, coded in full, switched in one
+transaction) when the store has grown ``regrow`` times past the tokens the centroids were trained
+on. A crash at any point leaves a state the next ``sync`` completes (files no transaction recorded
+are removed); pages the index has not coded yet (another process's write in progress, a crash) are
 scored exactly at every search, so they are never missed.
 """
 
@@ -59,21 +69,28 @@ __all__ = ["CentroidIndex", "CentroidIndexStats", "auto_centroids", "search", "t
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_NPROBE = 4
+DEFAULT_NPROBE = 8
 """Centroids each query token probes (tuned on 20,000 real passages, see ``bench/late_candidates.py``)."""
 
-DEFAULT_CANDIDATES = 256
-"""Pages the centroid interaction keeps for exact MaxSim."""
+DEFAULT_CANDIDATES = 64
+"""Pages the approximate scores keep for exact MaxSim."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS codes (
-    id TEXT NOT NULL, gen INTEGER NOT NULL, codes BLOB NOT NULL, PRIMARY KEY (id, gen)
+CREATE TABLE IF NOT EXISTS segments (
+    gen INTEGER NOT NULL, seq INTEGER NOT NULL, tokens INTEGER NOT NULL, pages INTEGER NOT NULL,
+    PRIMARY KEY (gen, seq)
+);
+CREATE TABLE IF NOT EXISTS pages (
+    id TEXT NOT NULL, gen INTEGER NOT NULL, seq INTEGER NOT NULL, local INTEGER NOT NULL,
+    PRIMARY KEY (id, gen)
 );
 """
-_SHORTLIST = 4  # pages kept by the probe-only score, per candidate, for the centroid interaction
-_MIN_SHORTLIST = 1024
-_CODE_BATCH_TOKENS = 65536  # token rows assigned per matrix product
+_PARTS = ("res", "scale", "page", "off")
+_CODE_BATCH_TOKENS = 16384  # token rows assigned per matrix product
+_SEGMENT_TOKENS = 1 << 19  # a coding pass writes a segment per this many tokens (at page bounds)
+_MAX_SEGMENTS = 8  # more per generation: the smallest are merged
+_MERGE_FANIN = 4
 _SQL_BATCH = 500
 
 
@@ -86,27 +103,32 @@ class CentroidIndexStats:
         n_centroids: centroids of the active generation.
         trained_tokens: token count of the store when those centroids were trained.
         coded_pages: pages coded with the active generation.
-        code_entries: distinct (page, centroid) pairs: the inverted lists' length.
-        file_bytes: bytes of the folder (centroids and the SQLite index).
+        coded_tokens: list entries of the active generation's segments (deleted pages' included
+            until their segment is merged).
+        segments: segments of the active generation.
+        file_bytes: bytes of the folder (centroids, lists and the SQLite index).
     """
 
     generation: int
     n_centroids: int
     trained_tokens: int
     coded_pages: int
-    code_entries: int
+    coded_tokens: int
+    segments: int
     file_bytes: int
 
 
 def auto_centroids(n_tokens: int, most: int = 4096) -> int:
-    """Centroid count for ``n_tokens`` token vectors: PLAID's ``16 sqrt(n_tokens)`` as a power of two,
+    """Centroid count for ``n_tokens`` token vectors: ``2 sqrt(n_tokens)`` rounded to a power of two,
     between 64 and ``most``.
 
-    The cap keeps building affordable on a CPU (coding every token costs
-    ``n_tokens * n_centroids * dim``); beyond it the lists grow and the exact stage recovers what
-    coarser centroids lose.
+    Fewer than PLAID's ``16 sqrt(n)``: a query token here scores every token of the lists it probes,
+    so lists of several hundred tokens (3.3 M MiniLM tokens: 4,096 centroids, ~800 tokens a list)
+    let 4 probes find nearly all of exact MaxSim's top pages (``bench/late_candidates.py``). The cap
+    keeps building affordable on a CPU (coding every token costs ``n_tokens * n_centroids * dim``);
+    beyond it the lists grow, and so does search time.
     """
-    k = 2 ** int(np.floor(np.log2(max(1.0, 16.0 * np.sqrt(max(1, n_tokens))))))
+    k = 2 ** int(np.round(np.log2(max(1.0, 2.0 * np.sqrt(max(1, n_tokens))))))
     return int(min(most, max(64, k)))
 
 
@@ -140,17 +162,18 @@ def train_centroids(
             import faiss
         except ImportError as e:
             raise ImportError("train_centroids(method='faiss') needs faiss: pip install faiss-cpu") from e
-        km = faiss.Kmeans(
-            x.shape[1],
-            k,
-            niter=iterations,
-            spherical=True,
-            seed=seed,
-            verbose=False,
-            max_points_per_centroid=max(256, len(x) // k + 1),
-        )
-        km.train(x)
-        cents = np.asarray(km.centroids, np.float32)
+        # faiss.Clustering, not faiss.Kmeans: Kmeans reads its result through faiss's std::vector
+        # proxy, which PyMuPDF's SWIG module replaces when it is imported after faiss (both share
+        # SWIG's type table), and then fails; the index's rows come back as a numpy array
+        clus = faiss.Clustering(x.shape[1], k)
+        clus.niter = iterations
+        clus.spherical = True
+        clus.seed = seed
+        clus.verbose = False
+        clus.max_points_per_centroid = max(256, len(x) // k + 1)
+        flat = faiss.IndexFlatIP(x.shape[1])
+        clus.train(x, flat)
+        cents = np.asarray(flat.reconstruct_n(0, flat.ntotal), np.float32)
     else:
         rng = np.random.default_rng(seed)
         cents = x[rng.choice(len(x), size=k, replace=False)].copy()
@@ -177,24 +200,47 @@ def _assign(x: np.ndarray, cents: np.ndarray) -> np.ndarray:
     return out
 
 
+def _code(x: np.ndarray, cents: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(centroid ids int32, residuals int8, scales float32)`` of the rows of ``x``."""
+    assign = _assign(x, cents)
+    res = np.empty(x.shape, np.int8)
+    scale = np.empty(len(x), np.float32)
+    for a in range(0, len(x), _CODE_BATCH_TOKENS):
+        r = np.asarray(x[a : a + _CODE_BATCH_TOKENS], np.float32) - cents[assign[a : a + _CODE_BATCH_TOKENS]]
+        top = np.abs(r).max(axis=1)
+        sc = np.where(top > 0, top / 127.0, 1.0).astype(np.float32)
+        res[a : a + len(r)] = np.rint(r / sc[:, None]).astype(np.int8)
+        scale[a : a + len(r)] = sc
+    return assign, res, scale
+
+
+@dataclass(slots=True)
+class _Segment:
+    """One segment of the inverted lists, memory-mapped."""
+
+    seq: int
+    res: np.ndarray  # (n_tokens, dim) int8, centroid after centroid
+    scale: np.ndarray  # (n_tokens,) float32
+    page: np.ndarray  # (n_tokens,) int32: page number in the segment
+    off: np.ndarray  # (n_centroids + 1,) int64: list bounds
+    to_index: np.ndarray  # (pages of the segment,) int32: index page number, -1 gone or moved
+
+
 @dataclass(slots=True)
 class _Loaded:
-    """The inverted lists in memory, for one state of the index."""
+    """The inverted lists of one state of the index."""
 
     key: tuple[int, ...]
     gen: int
     centroids: np.ndarray  # (K, dim) float32, memory-mapped
     ids: list[str]  # index page number -> page id
     position: dict[str, int]
-    list_offsets: np.ndarray  # (K + 1,) int64
-    list_pages: np.ndarray  # int32 page numbers, grouped by centroid
-    page_offsets: np.ndarray  # (n_pages + 1,) int64 into page_codes
-    page_codes: np.ndarray  # int32 centroid ids of each page, page after page
+    segments: list[_Segment]
     uncoded: list[str]  # pages with tokens but no codes yet: scored exactly
 
 
 class CentroidIndex:
-    """Centroids of a token store's vectors and, per page, the centroids its tokens fall in.
+    """Centroids of a token store's vectors and inverted lists of the tokens' residuals.
 
     The constructor opens nothing. Writes (:meth:`sync`) must hold the token store's lock; reads
     never block and notice other processes' writes.
@@ -246,13 +292,15 @@ class CentroidIndex:
         """Bring the index in line with ``tokens`` (whose lock the caller holds); return pages coded.
 
         Drops pages the token store no longer holds, trains centroids when the store first reaches
-        ``min_pages`` pages or has grown ``regrow`` times, and codes every page without codes of the
-        active generation. ``changed``: ids whose tokens were just (re)written; their old codes go.
+        ``min_pages`` pages or has grown ``regrow`` times, codes every page the active generation
+        lacks, and merges segments. ``changed``: ids whose tokens were just (re)written; their old
+        entries go.
         """
         with self._lock:
             conn = self._open()
             sizes = tokens.sizes()
             self._writes += 1
+            self._remove_unrecorded(conn)
             self._remove_gone(conn, sizes, changed)
             settings = self._settings(conn)
             gen, nxt = int(settings.get("gen", "0")), int(settings.get("next_gen", "0"))
@@ -266,15 +314,18 @@ class CentroidIndex:
                 coded += self._code_missing(conn, tokens, sizes, target)
             if nxt > 0:
                 self._switch(conn, gen, nxt)
+                gen = nxt
+            if gen > 0:
+                self._merge(conn, gen)
             return coded
 
     def _remove_gone(self, conn: sqlite3.Connection, sizes: dict[str, int], changed: Sequence[str]) -> None:
-        have = {str(r[0]) for r in conn.execute("SELECT DISTINCT id FROM codes")}
+        have = {str(r[0]) for r in conn.execute("SELECT DISTINCT id FROM pages")}
         gone = sorted((have - sizes.keys()) | (have & set(changed)))
         if gone:
-            with self._transaction(conn, "dropping codes of deleted pages"):
+            with self._transaction(conn, "dropping deleted pages"):
                 for chunk in _chunks(gone):
-                    conn.execute(f"DELETE FROM codes WHERE id IN ({_marks(chunk)})", chunk)
+                    conn.execute(f"DELETE FROM pages WHERE id IN ({_marks(chunk)})", chunk)
 
     def _train(
         self, conn: sqlite3.Connection, tokens: TokenStore, sizes: dict[str, int], total: int, gen: int
@@ -284,20 +335,12 @@ class CentroidIndex:
         sample = self._sample(tokens, sizes, total, k * self.sample_per_centroid)
         cents = train_centroids(sample, k, seed=self.seed)
         nxt = gen + 1
-        path = self._centroid_path(nxt)
-        tmp = path.with_suffix(".tmp")
-        try:
-            with open(tmp, "wb") as f:
-                np.save(f, cents)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            fsync_dir(self._folder)
-        except OSError as e:
-            raise StoreError(f"centroid index {self._folder}: writing centroids failed: {e}") from e
+        self._write_arrays({self._centroid_path(nxt): cents}, "centroids")
         with self._transaction(conn, "recording new centroids"):
-            conn.execute("DELETE FROM codes WHERE gen = ?", (nxt,))
+            conn.execute("DELETE FROM pages WHERE gen = ?", (nxt,))
+            conn.execute("DELETE FROM segments WHERE gen = ?", (nxt,))
             self._set(conn, next_gen=nxt, next_trained_tokens=total, next_centroids=len(cents))
+        self._remove_unrecorded(conn)
         logger.info(
             "centroid index %s: trained %d centroids on %d of %d tokens",
             self._folder,
@@ -320,30 +363,160 @@ class CentroidIndex:
     def _code_missing(
         self, conn: sqlite3.Connection, tokens: TokenStore, sizes: dict[str, int], gen: int
     ) -> int:
-        cents = self._centroids(gen)
-        have = {str(r[0]) for r in conn.execute("SELECT id FROM codes WHERE gen = ?", (gen,))}
+        """Code the pages generation ``gen`` lacks into new segments; return how many."""
+        cents = np.asarray(self._centroids(gen), np.float32)
+        have = {str(r[0]) for r in conn.execute("SELECT id FROM pages WHERE gen = ?", (gen,))}
         todo = [i for i in sizes if i not in have]
         if not todo:
             return 0
         done = 0
+        pending: list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        pending_tokens = 0
         for ids, packed in tokens.iter_packed(todo):
             start = 0
-            while start < len(ids):  # about _CODE_BATCH_TOKENS token rows per step and transaction
+            while start < len(ids):  # whole pages, about _SEGMENT_TOKENS token rows at a time
                 stop, rows = start, 0
-                while stop < len(ids) and (rows == 0 or rows < _CODE_BATCH_TOKENS):
+                while stop < len(ids) and (rows == 0 or pending_tokens + rows < _SEGMENT_TOKENS):
                     rows += int(packed.offsets[stop + 1] - packed.offsets[stop])
                     stop += 1
                 a, b = int(packed.offsets[start]), int(packed.offsets[stop])
-                assign = _assign(_rows(packed.tokens, packed.scales, slice(a, b)), cents)
-                batch = []
-                for j in range(start, stop):
-                    lo, hi = int(packed.offsets[j]) - a, int(packed.offsets[j + 1]) - a
-                    batch.append((ids[j], gen, np.unique(assign[lo:hi]).astype("<i4").tobytes()))
-                with self._transaction(conn, "writing page codes"):
-                    conn.executemany("INSERT OR REPLACE INTO codes (id, gen, codes) VALUES (?, ?, ?)", batch)
-                done += len(batch)
+                assign, res, scale = _code(_rows(packed.tokens, packed.scales, slice(a, b)), cents)
+                local = np.repeat(
+                    np.arange(stop - start, dtype=np.int32), np.diff(packed.offsets[start : stop + 1])
+                )
+                pending.append((list(ids[start:stop]), assign, res, scale, local))
+                pending_tokens += b - a
+                if pending_tokens >= _SEGMENT_TOKENS:
+                    done += self._write_segment(conn, gen, len(cents), pending)
+                    pending, pending_tokens = [], 0
                 start = stop
+        if pending:
+            done += self._write_segment(conn, gen, len(cents), pending)
         return done
+
+    def _write_segment(
+        self,
+        conn: sqlite3.Connection,
+        gen: int,
+        n_centroids: int,
+        parts: list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    ) -> int:
+        """Write coded pages as one segment (files first, then one transaction); return pages."""
+        ids: list[str] = []
+        locals_ = []
+        for part_ids, *_, local in parts:
+            locals_.append(local + len(ids))
+            ids.extend(part_ids)
+        assign = np.concatenate([p[1] for p in parts])
+        order = np.argsort(assign, kind="stable")
+        counts = np.bincount(assign, minlength=n_centroids)
+        off = np.zeros(n_centroids + 1, np.int64)
+        np.cumsum(counts, out=off[1:])
+        arrays = {
+            "res": np.concatenate([p[2] for p in parts])[order],
+            "scale": np.concatenate([p[3] for p in parts])[order],
+            "page": np.concatenate(locals_).astype(np.int32)[order],
+            "off": off,
+        }
+        self._record_segment(conn, gen, arrays, [(i, j) for j, i in enumerate(ids)])
+        return len(ids)
+
+    def _record_segment(
+        self,
+        conn: sqlite3.Connection,
+        gen: int,
+        arrays: dict[str, np.ndarray],
+        pages: list[tuple[str, int]],
+        replaces: Sequence[int] = (),
+    ) -> int:
+        """Write a segment's files durably, then record it and its ``(page id, local)`` pages in one
+        transaction (dropping the ``replaces`` segments it merges); return its number."""
+        seq = self._next_seq(conn, gen)
+        self._write_arrays({self._segment_path(gen, seq, part): arrays[part] for part in _PARTS}, "lists")
+        n_pages = max((local for _, local in pages), default=-1) + 1
+        with self._transaction(conn, "recording coded pages"):
+            conn.execute(
+                "INSERT INTO segments (gen, seq, tokens, pages) VALUES (?, ?, ?, ?)",
+                (gen, seq, len(arrays["page"]), n_pages),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO pages (id, gen, seq, local) VALUES (?, ?, ?, ?)",
+                [(i, gen, seq, local) for i, local in pages],
+            )
+            for old in replaces:
+                conn.execute("DELETE FROM segments WHERE gen = ? AND seq = ?", (gen, old))
+        if replaces:
+            self._remove_unrecorded(conn)
+        return seq
+
+    def _merge(self, conn: sqlite3.Connection, gen: int) -> None:
+        """Merge the smallest segments while there are more than ``_MAX_SEGMENTS``, and rewrite any
+        segment whose pages are mostly gone; deleted pages' entries are dropped."""
+        for _ in range(1000):  # each round removes at least one segment or rewrites a gone one
+            rows = conn.execute(
+                "SELECT s.seq, s.pages, COUNT(p.id) FROM segments s LEFT JOIN pages p "
+                "ON p.gen = s.gen AND p.seq = s.seq WHERE s.gen = ? GROUP BY s.seq "
+                "ORDER BY s.tokens, s.seq",
+                (gen,),
+            ).fetchall()
+            pick = [int(seq) for seq, pages, live in rows if 2 * int(live) < int(pages)]
+            if len(rows) > _MAX_SEGMENTS:
+                pick += [int(r[0]) for r in rows[:_MERGE_FANIN] if int(r[0]) not in pick]
+            if not pick:
+                return
+            self._merge_segments(conn, gen, sorted(pick))
+
+    def _merge_segments(self, conn: sqlite3.Connection, gen: int, seqs: list[int]) -> None:
+        """Rewrite segments ``seqs`` as one, keeping the entries of pages still recorded there."""
+        n_centroids = int(len(self._centroids(gen)))
+        live: dict[int, list[tuple[str, int]]] = {s: [] for s in seqs}
+        for i, seq, local in conn.execute(
+            f"SELECT id, seq, local FROM pages WHERE gen = ? AND seq IN ({_marks(seqs)})", (gen, *seqs)
+        ):
+            live[int(seq)].append((str(i), int(local)))
+        pages: list[tuple[str, int]] = []
+        segs = []
+        for seq in seqs:
+            seg = self._open_segment(gen, seq)
+            (n_local,) = conn.execute(
+                "SELECT pages FROM segments WHERE gen = ? AND seq = ?", (gen, seq)
+            ).fetchone()
+            remap = np.full(max(int(n_local), 1), -1, np.int32)
+            for i, local in live[seq]:
+                remap[local] = len(pages)
+                pages.append((i, len(pages)))
+            segs.append((seg, remap))
+        res_parts, scale_parts, page_parts = [], [], []
+        counts = np.zeros(n_centroids, np.int64)
+        for c in range(n_centroids):
+            for seg, remap in segs:
+                lo, hi = int(seg.off[c]), int(seg.off[c + 1])
+                if lo == hi:
+                    continue
+                new = remap[seg.page[lo:hi]]
+                keep = new >= 0
+                if not keep.any():
+                    continue
+                res_parts.append(np.asarray(seg.res[lo:hi])[keep])
+                scale_parts.append(np.asarray(seg.scale[lo:hi])[keep])
+                page_parts.append(new[keep])
+                counts[c] += int(keep.sum())
+        dim = int(self._centroids(gen).shape[1])
+        off = np.zeros(n_centroids + 1, np.int64)
+        np.cumsum(counts, out=off[1:])
+        arrays = {
+            "res": np.concatenate(res_parts) if res_parts else np.zeros((0, dim), np.int8),
+            "scale": np.concatenate(scale_parts) if scale_parts else np.zeros(0, np.float32),
+            "page": np.concatenate(page_parts) if page_parts else np.zeros(0, np.int32),
+            "off": off,
+        }
+        if not pages:  # nothing live: just drop them
+            with self._transaction(conn, "dropping emptied segments"):
+                for seq in seqs:
+                    conn.execute("DELETE FROM segments WHERE gen = ? AND seq = ?", (gen, seq))
+            self._remove_unrecorded(conn)
+            return
+        self._record_segment(conn, gen, arrays, pages, replaces=seqs)
 
     def _switch(self, conn: sqlite3.Connection, old: int, new: int) -> None:
         """Make generation ``new`` the active one (one transaction), then drop ``old``'s files."""
@@ -356,17 +529,19 @@ class CentroidIndex:
                 n_centroids=int(settings["next_centroids"]),
                 next_gen=0,
             )
-            conn.execute("DELETE FROM codes WHERE gen != ?", (new,))
-        self._remove_stale_files(keep={new})
+            conn.execute("DELETE FROM pages WHERE gen != ?", (new,))
+            conn.execute("DELETE FROM segments WHERE gen != ?", (new,))
+        self._remove_unrecorded(conn)
 
     def reset(self) -> None:
         """Forget everything (the next :meth:`sync` retrains once the store is big enough)."""
         with self._lock:
             conn = self._open()
             with self._transaction(conn, "resetting"):
-                conn.execute("DELETE FROM codes")
+                conn.execute("DELETE FROM pages")
+                conn.execute("DELETE FROM segments")
                 conn.execute("DELETE FROM settings")
-            self._remove_stale_files(keep=set())
+            self._remove_unrecorded(conn)
             self._loaded = None
 
     # -- reading -------------------------------------------------------------------------------
@@ -380,8 +555,9 @@ class CentroidIndex:
             conn = self._open()
             s = self._settings(conn)
             gen = int(s.get("gen", "0"))
-            pages, entries = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(codes)), 0) / 4 FROM codes WHERE gen = ?", (gen,)
+            (pages,) = conn.execute("SELECT COUNT(*) FROM pages WHERE gen = ?", (gen,)).fetchone()
+            n_segments, n_tokens = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(tokens), 0) FROM segments WHERE gen = ?", (gen,)
             ).fetchone()
             size = sum(p.stat().st_size for p in self._folder.glob("*") if p.is_file())
             return CentroidIndexStats(
@@ -389,7 +565,8 @@ class CentroidIndex:
                 int(s.get("n_centroids", "0")),
                 int(s.get("trained_tokens", "0")),
                 int(pages),
-                int(entries),
+                int(n_tokens),
+                int(n_segments),
                 size,
             )
 
@@ -404,47 +581,38 @@ class CentroidIndex:
     ) -> list[str] | None:
         """Page ids to score exactly for ``query`` ``(q, dim)``; ``None`` if the index has no centroids.
 
-        The ``candidates`` best pages by centroid interaction, then every page not coded yet.
-        ``wanted``: only these pages.
+        The ``candidates`` best pages by approximate MaxSim over the probed lists, then every page
+        not coded yet. ``wanted``: only these pages.
         """
         check_int("candidates", candidates, least=1)
         check_int("nprobe", nprobe, least=1)
         state = self._state(tokens)
         if state is None:
             return None
-        n = len(state.ids)
-        q = np.asarray(query, np.float32)
-        sims = q @ state.centroids.T  # (q, K)
-        probe = min(nprobe, sims.shape[1])
-        top = np.argpartition(-sims, probe - 1, axis=1)[:, :probe]
-        total = np.zeros(n, np.float32)
-        hit = np.zeros(n, bool)
-        lo, hi = state.list_offsets[:-1], state.list_offsets[1:]
-        for i in range(len(q)):
-            cols = top[i][np.argsort(sims[i, top[i]])]  # ascending: the best centroid is written last
-            floor = 0.0
-            best = np.full(n, floor, np.float32)
-            for c in cols:
-                pages = state.list_pages[lo[c] : hi[c]]
-                best[pages] = sims[i, c]
-                hit[pages] = True
-            total += best
+        scores, hit = _approximate(np.asarray(query, np.float32), state, nprobe)
         if wanted is not None:
-            keep = np.zeros(n, bool)
+            keep = np.zeros(len(hit), bool)
             keep[[state.position[i] for i in wanted if i in state.position]] = True
             hit &= keep
         found = np.flatnonzero(hit)
-        shortlist = max(_SHORTLIST * candidates, _MIN_SHORTLIST)
-        if len(found) > shortlist:  # probed centroids only: a cheap first cut
-            found = found[np.argpartition(-total[found], shortlist - 1)[:shortlist]]
-        if len(found) > candidates:  # centroid interaction with all of each page's centroids
-            scores = _centroid_interaction(sims, state.page_offsets, state.page_codes, found)
-            found = found[np.argpartition(-scores, candidates - 1)[:candidates]]
+        if len(found) > candidates:
+            found = found[np.argpartition(-scores[found], candidates - 1)[:candidates]]
         out = [state.ids[int(j)] for j in found]
         extra = state.uncoded if wanted is None else [i for i in state.uncoded if i in wanted]
         return out + extra
 
     def _state(self, tokens: TokenStore) -> _Loaded | None:
+        for attempt in range(3):
+            try:
+                return self._load(tokens)
+            except FileNotFoundError:  # another process merged segments after our snapshot
+                if attempt == 2:
+                    raise StoreError(
+                        f"centroid index {self._folder}: its segment files keep changing; retry the search"
+                    ) from None
+        return None  # pragma: no cover
+
+    def _load(self, tokens: TokenStore) -> _Loaded | None:
         with self._lock:
             conn = self._open()
             key = (self._writes, _data_version(conn), tokens.data_version())
@@ -456,33 +624,24 @@ class CentroidIndex:
                 if gen == 0:
                     self._loaded = None
                     return None
-                rows = conn.execute("SELECT id, codes FROM codes WHERE gen = ?", (gen,)).fetchall()
+                rows = conn.execute("SELECT id, seq, local FROM pages WHERE gen = ?", (gen,)).fetchall()
+                seg_rows = conn.execute(
+                    "SELECT seq, pages FROM segments WHERE gen = ? ORDER BY seq", (gen,)
+                ).fetchall()
             cents = self._centroids(gen)
             ids = [str(r[0]) for r in rows]
-            codes = [np.frombuffer(r[1], "<i4") for r in rows]
-            lengths = np.array([len(c) for c in codes], np.int64)
-            flat = np.concatenate(codes) if codes else np.zeros(0, np.int32)
-            owner = np.repeat(np.arange(len(ids), dtype=np.int32), lengths)
-            order = np.argsort(flat, kind="stable")
-            counts = np.bincount(flat, minlength=len(cents)) if len(flat) else np.zeros(len(cents), np.int64)
-            offsets = np.zeros(len(cents) + 1, np.int64)
-            np.cumsum(counts, out=offsets[1:])
+            maps = {int(seq): np.full(int(n), -1, np.int32) for seq, n in seg_rows}
+            for j, (_, seq, local) in enumerate(rows):
+                if int(seq) in maps:
+                    maps[int(seq)][int(local)] = j
+            segments = []
+            for seq, _ in seg_rows:
+                seg = self._open_segment(gen, int(seq))
+                seg.to_index = maps[int(seq)]
+                segments.append(seg)
             present = set(ids)
             uncoded = [i for i in tokens.sizes() if i not in present]
-            page_offsets = np.zeros(len(ids) + 1, np.int64)
-            np.cumsum(lengths, out=page_offsets[1:])
-            self._loaded = _Loaded(
-                key,
-                gen,
-                cents,
-                ids,
-                {i: j for j, i in enumerate(ids)},
-                offsets,
-                owner[order],
-                page_offsets,
-                flat.astype(np.int32, copy=False),
-                uncoded,
-            )
+            self._loaded = _Loaded(key, gen, cents, ids, {i: j for j, i in enumerate(ids)}, segments, uncoded)
             return self._loaded
 
     # -- files and SQLite ----------------------------------------------------------------------
@@ -519,23 +678,73 @@ class CentroidIndex:
             [(k, str(v)) for k, v in values.items()],
         )
 
+    def _next_seq(self, conn: sqlite3.Connection, gen: int) -> int:
+        (top,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM segments WHERE gen = ?", (gen,)).fetchone()
+        return int(top) + 1
+
     def _centroid_path(self, gen: int) -> Path:
         return self._folder / f"centroids-{int(gen):06d}.npy"
 
+    def _segment_path(self, gen: int, seq: int, part: str) -> Path:
+        return self._folder / f"lists-{int(gen):06d}-{int(seq):06d}.{part}.npy"
+
     def _centroids(self, gen: int) -> np.ndarray:
-        path = self._centroid_path(gen)
+        return self._load_array(self._centroid_path(gen))
+
+    def _open_segment(self, gen: int, seq: int) -> _Segment:
+        res, scale, page, off = (self._load_array(self._segment_path(gen, seq, p)) for p in _PARTS)
+        return _Segment(seq, res, scale, page, off, np.zeros(0, np.int32))
+
+    def _load_array(self, path: Path) -> np.ndarray:
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            raise
         except (OSError, ValueError) as e:
             raise StoreError(
                 f"centroid index {self._folder}: cannot read {path.name}: {e}; delete the folder "
                 f"{self._folder} and it is rebuilt from the tokens"
             ) from e
 
-    def _remove_stale_files(self, keep: set[int]) -> None:
-        for path in self._folder.glob("centroids-*"):
-            stem = path.name.split(".")[0].removeprefix("centroids-")
-            if path.suffix == ".tmp" or not stem.isdigit() or int(stem) not in keep:
+    def _write_arrays(self, arrays: dict[Path, np.ndarray], what: str) -> None:
+        """Write each array to a temporary file, fsync, rename into place, fsync the folder."""
+        try:
+            for path, array in arrays.items():
+                tmp = path.with_suffix(".tmp")
+                with open(tmp, "wb") as f:
+                    np.save(f, np.ascontiguousarray(array))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            fsync_dir(self._folder)
+        except OSError as e:
+            raise StoreError(f"centroid index {self._folder}: writing {what} failed: {e}") from e
+
+    def _remove_unrecorded(self, conn: sqlite3.Connection) -> None:
+        """Delete files no recorded generation or segment owns (torn writes, merged, retired)."""
+        s = self._settings(conn)
+        gens = {int(s.get("gen", "0")), int(s.get("next_gen", "0"))} - {0}
+        segs = {(int(g), int(q)) for g, q in conn.execute("SELECT gen, seq FROM segments")}
+        for path in self._folder.glob("*"):
+            name = path.name
+            keep = False
+            if name.endswith(".npy") and name.startswith("centroids-"):
+                stem = name.removeprefix("centroids-").removesuffix(".npy")
+                keep = stem.isdigit() and int(stem) in gens
+            elif name.endswith(".npy") and name.startswith("lists-"):
+                parts = name.removeprefix("lists-").split(".")[0].split("-")
+                keep = (
+                    len(parts) == 2
+                    and all(p.isdigit() for p in parts)
+                    and (
+                        int(parts[0]),
+                        int(parts[1]),
+                    )
+                    in segs
+                )
+            elif not (name.endswith(".tmp") and name.startswith(("centroids-", "lists-"))):
+                continue  # the SQLite files and anything else
+            if not keep:
                 with contextlib.suppress(OSError):
                     path.unlink()
 
@@ -544,7 +753,7 @@ class CentroidIndex:
 
     @contextlib.contextmanager
     def _read(self, conn: sqlite3.Connection) -> Iterator[None]:
-        """One snapshot for the settings and codes read together."""
+        """One snapshot for the settings and lists read together."""
         conn.execute("BEGIN")
         try:
             yield
@@ -597,18 +806,48 @@ def search(
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def _centroid_interaction(
-    sims: np.ndarray, page_offsets: np.ndarray, page_codes: np.ndarray, pages: np.ndarray
-) -> np.ndarray:
-    """``sum_i max_{c in page} sims[i, c]`` for each of ``pages`` (their distinct centroids ``c``)."""
-    starts, stops = page_offsets[pages], page_offsets[pages + 1]
-    lengths = stops - starts
-    bounds = np.zeros(len(pages) + 1, np.int64)
-    np.cumsum(lengths, out=bounds[1:])
-    flat = np.repeat(starts - bounds[:-1], lengths) + np.arange(int(bounds[-1]))
-    gathered = sims[:, page_codes[flat]]  # (q, codes of the pages)
-    best = np.maximum.reduceat(gathered, bounds[:-1], axis=1)  # every page has >= 1 code
-    return best.sum(axis=0)
+def _approximate(q: np.ndarray, state: _Loaded, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(approximate MaxSim per index page, whether any of its tokens was probed)``.
+
+    Per query token: its best probed token (``q . c + scale * (q . residual)``), else the
+    similarity of the best centroid it did not probe.
+    """
+    n = len(state.ids)
+    sims = q @ np.asarray(state.centroids).T  # (q, K)
+    n_cent = sims.shape[1]
+    probe = min(nprobe, n_cent)
+    if probe < n_cent:
+        part = np.argpartition(-sims, probe, axis=1)
+        top = part[:, :probe]
+        miss = np.take_along_axis(sims, part[:, probe : probe + 1], axis=1)[:, 0]
+    else:
+        top = np.broadcast_to(np.arange(n_cent), sims.shape)
+        miss = sims.min(axis=1)
+    probed = np.zeros(sims.shape, bool)
+    np.put_along_axis(probed, top, True, axis=1)
+    best = np.repeat(miss.astype(np.float32)[:, None], n, axis=1)  # (q, n)
+    hit = np.zeros(n, bool)
+    flat_at: list[np.ndarray] = []
+    flat_val: list[np.ndarray] = []
+    for c in np.flatnonzero(probed.any(axis=0)):
+        rows = np.flatnonzero(probed[:, c])
+        qc = q[rows].T  # (dim, m)
+        base = sims[rows, c]
+        for seg in state.segments:
+            lo, hi = int(seg.off[c]), int(seg.off[c + 1])
+            if lo == hi:
+                continue
+            pages = seg.to_index[seg.page[lo:hi]]
+            s = (np.asarray(seg.res[lo:hi], np.float32) @ qc) * seg.scale[lo:hi, None] + base
+            live = pages >= 0
+            if not live.all():
+                pages, s = pages[live], s[live]
+            hit[pages] = True
+            flat_at.append((rows[None, :] * n + pages[:, None]).ravel())
+            flat_val.append(s.ravel())
+    if flat_at:
+        np.maximum.at(best.reshape(-1), np.concatenate(flat_at), np.concatenate(flat_val))
+    return best.sum(axis=0), hit
 
 
 def _rows(values: np.ndarray, scales: np.ndarray | None, pick: np.ndarray | slice) -> np.ndarray:
@@ -628,5 +867,5 @@ def _chunks(items: list[str]) -> Iterator[list[str]]:
         yield items[start : start + _SQL_BATCH]
 
 
-def _marks(chunk: list[str]) -> str:
+def _marks(chunk: Sequence[object]) -> str:
     return ",".join("?" * len(chunk))

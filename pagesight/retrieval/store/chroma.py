@@ -134,12 +134,14 @@ class ChromaBackend:
         """Where files of ``what`` (``"images"``, ``"tokens"``) live on this machine by default.
 
         ``<path>/<what>`` for an embedded store; for a server store
-        ``$XDG_CACHE_HOME/pagesight/<what>/<host>-<port>[/<tenant>/<database>]/<collection>``.
+        ``$XDG_CACHE_HOME/pagesight/<what>/<host>-<port>[/<tenant>/<database>]/<collection>``, or,
+        for images with ``$PAGESIGHT_IMAGE_DIR`` set (a folder every machine mounts),
+        ``$PAGESIGHT_IMAGE_DIR/<host>-<port>[/<tenant>/<database>]/<collection>``.
         """
         if self._path is not None:
             return self._path / what
         assert self._server is not None  # set whenever url is given
-        return _cache_dir() / what / self._server.folder / self._collection_name
+        return server_files_dir(what) / self._server.folder / self._collection_name
 
     def arguments(self) -> str:
         """The constructor arguments as ``repr`` shows them (never a password)."""
@@ -563,6 +565,19 @@ def _parse_url(url: str) -> tuple[str, int, bool]:
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME")
     return (Path(base) if base else Path.home() / ".cache") / "pagesight"
+
+
+IMAGE_DIR_ENV = "PAGESIGHT_IMAGE_DIR"
+"""A folder every machine reaches (NFS, a mounted bucket): server stores keep page images there."""
+
+
+def server_files_dir(what: str) -> Path:
+    """The root of a server store's local files of ``what``: ``$PAGESIGHT_IMAGE_DIR`` for images
+    when it is set, else this machine's cache (``$XDG_CACHE_HOME/pagesight/<what>``)."""
+    shared = os.environ.get(IMAGE_DIR_ENV)
+    if what == "images" and shared:
+        return Path(shared).expanduser()
+    return _cache_dir() / what
 
 
 def _close_clients(clients: list[Any]) -> None:

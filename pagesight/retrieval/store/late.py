@@ -216,6 +216,12 @@ class MultiVectorStore:
             collection=collection,
             backend=backend,
         )
+        if candidates_from == "centroids" and hasattr(self._pages.backend, "query_tokens"):
+            raise ConfigurationError(
+                f"candidates_from='centroids' builds a token index beside pagesight's own token "
+                f"segments; {self._pages.backend.location} runs MaxSim itself (its prefetch, then "
+                "MAX_SIM), so leave candidates_from out"
+            )
         if token_dir is not None:
             self._token_dir = Path(token_dir).expanduser()
         else:
@@ -376,12 +382,12 @@ class MultiVectorStore:
             query_tokens: the query's token matrix ``(q, dim)``.
             k: pages to return at most.
             embedder: the embedder that produced ``query_tokens``.
-            candidates: pages scored exactly (raised to ``k`` if smaller); default 100 from Chroma,
-                256 from centroids.
+            candidates: pages scored exactly; default ``max(100, 2 k)`` from the summary vectors,
+                ``max(centroids.DEFAULT_CANDIDATES, 2 k)`` from centroids.
             exhaustive: score every page instead of the candidates.
             device: where MaxSim runs: ``None``/``"cpu"`` or ``"cuda"``/``"cuda:N"``.
             source: only search the pages of this source.
-            nprobe: centroids each query token probes (``candidates_from="centroids"``; default 4).
+            nprobe: centroids each query token probes (``candidates_from="centroids"``; default 8).
 
         Returns:
             Hits with ``score`` = MaxSim, descending; ``[]`` for an empty store.
@@ -412,7 +418,9 @@ class MultiVectorStore:
             where = {"source": source} if source is not None else None
             summary = None if exhaustive else self._summarize_query(query, embedder)
             with self._pages.backend.errors("searching"):
-                rows = backend_search(query, k, where, summary=summary, candidates=max(k, candidates or 100))
+                rows = backend_search(
+                    query, k, where, summary=summary, candidates=candidates or max(100, 2 * k)
+                )
             return [self._pages._hit(i, doc, meta, score, check=True) for i, doc, meta, score in rows if meta]
         if index is not None and not exhaustive:
             from pagesight.retrieval.store import centroids
@@ -425,7 +433,7 @@ class MultiVectorStore:
                 tokens,
                 index,
                 k,
-                candidates=candidates or centroids.DEFAULT_CANDIDATES,
+                candidates=candidates or max(centroids.DEFAULT_CANDIDATES, 2 * k),
                 nprobe=nprobe or centroids.DEFAULT_NPROBE,
                 wanted=wanted_ids,
                 device=device,
@@ -449,7 +457,7 @@ class MultiVectorStore:
             return [replace(hits[all_ids[i]], score=float(scores[i])) for i in top if all_ids[i] in hits]
         proposed = self._pages.search(
             self._summarize_query(query, embedder),
-            k=max(k, candidates or 100),
+            k=max(k, candidates or max(100, 2 * k)),
             embedder=summary_info,
             source=source,
         )

@@ -82,7 +82,8 @@ class PageStore:
     (``images/<hash[:2]>/<hash[:32]>-p<N>.png``): ``<path>/images`` for an embedded store.
     For a server store the images stay on this machine, by default in
     ``$XDG_CACHE_HOME/pagesight/images/<host>-<port>/<collection>`` (``~/.cache`` when
-    ``XDG_CACHE_HOME`` is unset); pass ``image_dir`` to share them.
+    ``XDG_CACHE_HOME`` is unset); pass ``image_dir``, or set ``$PAGESIGHT_IMAGE_DIR`` to a folder
+    every machine mounts, to share them.
 
     The constructor neither imports Chroma nor connects; the first call that needs the collection
     does, once, under a lock. Writes from several threads of one process are serialized.

@@ -25,7 +25,8 @@ The store options (embedder, summary, storage...) are the collection's metadata.
 The same code runs against a Qdrant server or cluster (``qdrant://host:port/collection``, API key
 from ``$QDRANT_API_KEY``) and in Qdrant's local mode (``qdrant+path://folder``, one process at a
 time). Page images go to ``image_dir``, which every machine that reads the store must reach (a
-shared folder); they never live only in the indexing machine's cache unless no ``image_dir`` is given.
+shared folder); without it, to ``$PAGESIGHT_IMAGE_DIR/qdrant-<host>-<port>/<collection>`` when that
+variable names a shared folder, else to this machine's cache (readable by this machine only).
 """
 
 from __future__ import annotations
@@ -116,10 +117,10 @@ class QdrantBackend:
     def local_dir(self, what: str) -> Path:
         if self._path is not None:
             return self._path / what
-        from pagesight.retrieval.store.chroma import _cache_dir
+        from pagesight.retrieval.store.chroma import server_files_dir
 
         netloc = urlsplit(str(self._url)).netloc.replace(":", "-")
-        return _cache_dir() / what / f"qdrant-{netloc}" / self._collection
+        return server_files_dir(what) / f"qdrant-{netloc}" / self._collection
 
     def arguments(self) -> str:
         where = f"path={str(self._path)!r}" if self._path is not None else f"url={self._url!r}"
