@@ -22,7 +22,9 @@ each the first half of one real passage's tokens and the second half of another'
 Run from the repository root (after ``bench/two_stage.py`` has cached the token vectors)::
 
     python bench/late_candidates.py --docs /tmp/docs/usr/share
-    python bench/late_candidates.py --docs /tmp/docs/usr/share --sizes 20000,60000 --variants int8,pool2
+    python bench/late_candidates.py --docs /tmp/docs/usr/share --variants int8,pool2
+    python bench/late_candidates.py --docs /tmp/docs/usr/share --sizes 20000,60000 \\
+        --queries 36 --eval-queries 4 --nprobe 8 --candidates 64     # growth with the page count
 """
 
 from __future__ import annotations
@@ -150,7 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, action="append", default=[], help="more folders of documents")
     parser.add_argument("--passages", type=int, default=20000, help="real passages (default 20000)")
     parser.add_argument("--sizes", default="20000", help="store sizes to run, e.g. 20000,200000")
-    parser.add_argument("--queries", type=int, default=136, help="first-sentence queries besides eval/'s 64")
+    parser.add_argument("--queries", type=int, default=136, help="first-sentence queries besides eval/'s")
+    parser.add_argument(
+        "--eval-queries", type=int, default=64, help="questions from eval/queries.jsonl (default: all 64)"
+    )
     parser.add_argument("--nprobe", default="4,8")
     parser.add_argument("--candidates", default="32,64,128")
     parser.add_argument(
@@ -167,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mats = ts.split_tokens(tokens, offsets)
     rng = np.random.default_rng(0)
     picks = rng.choice(len(texts), size=min(args.queries, len(texts)), replace=False)
-    query_texts = [q.query for q in load_queries(ts.ROOT / "eval" / "queries.jsonl")]
+    query_texts = [q.query for q in load_queries(ts.ROOT / "eval" / "queries.jsonl")][: args.eval_queries]
     query_texts += [ts.first_sentence(texts[i]) for i in picks]
     queries = ts.minilm_tokens(ts.load_minilm(), query_texts)
     print(

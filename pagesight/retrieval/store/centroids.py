@@ -88,7 +88,8 @@ CREATE TABLE IF NOT EXISTS pages (
 """
 _PARTS = ("res", "scale", "page", "off")
 _CODE_BATCH_TOKENS = 16384  # token rows assigned per matrix product
-_SEGMENT_TOKENS = 1 << 19  # a coding pass writes a segment per this many tokens (at page bounds)
+_SEGMENT_TOKENS = 1 << 19  # a coding pass writes a segment per this many tokens (at page bounds),
+_SEGMENT_BYTES = 1 << 28  # and at most this many bytes of int8 residuals (3072-d tokens: 87,381)
 _MAX_SEGMENTS = 8  # more per generation: the smallest are merged
 _MERGE_FANIN = 4
 _SQL_BATCH = 500
@@ -200,15 +201,22 @@ def _assign(x: np.ndarray, cents: np.ndarray) -> np.ndarray:
     return out
 
 
-def _code(x: np.ndarray, cents: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(centroid ids int32, residuals int8, scales float32)`` of the rows of ``x``."""
-    assign = _assign(x, cents)
-    res = np.empty(x.shape, np.int8)
-    scale = np.empty(len(x), np.float32)
-    for a in range(0, len(x), _CODE_BATCH_TOKENS):
-        r = np.asarray(x[a : a + _CODE_BATCH_TOKENS], np.float32) - cents[assign[a : a + _CODE_BATCH_TOKENS]]
+def _code(
+    values: np.ndarray, scales: np.ndarray | None, cents: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(centroid ids int32, residuals int8, scales float32)`` of stored token rows ``values``
+    (their storage dtype; int8 rows with their ``scales``), decoded a block at a time."""
+    n = len(values)
+    assign = np.empty(n, np.int32)
+    res = np.empty(values.shape, np.int8)
+    scale = np.empty(n, np.float32)
+    for a in range(0, n, _CODE_BATCH_TOKENS):
+        block = _rows(values, scales, slice(a, a + _CODE_BATCH_TOKENS))
+        near = np.argmax(block @ cents.T, axis=1)
+        r = block - cents[near]
         top = np.abs(r).max(axis=1)
         sc = np.where(top > 0, top / 127.0, 1.0).astype(np.float32)
+        assign[a : a + len(r)] = near
         res[a : a + len(r)] = np.rint(r / sc[:, None]).astype(np.int8)
         scale[a : a + len(r)] = sc
     return assign, res, scale
@@ -370,23 +378,25 @@ class CentroidIndex:
         if not todo:
             return 0
         done = 0
+        segment_tokens = max(1, min(_SEGMENT_TOKENS, _SEGMENT_BYTES // max(1, int(cents.shape[1]))))
         pending: list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         pending_tokens = 0
         for ids, packed in tokens.iter_packed(todo):
             start = 0
             while start < len(ids):  # whole pages, about _SEGMENT_TOKENS token rows at a time
                 stop, rows = start, 0
-                while stop < len(ids) and (rows == 0 or pending_tokens + rows < _SEGMENT_TOKENS):
+                while stop < len(ids) and (rows == 0 or pending_tokens + rows < segment_tokens):
                     rows += int(packed.offsets[stop + 1] - packed.offsets[stop])
                     stop += 1
                 a, b = int(packed.offsets[start]), int(packed.offsets[stop])
-                assign, res, scale = _code(_rows(packed.tokens, packed.scales, slice(a, b)), cents)
+                sc = None if packed.scales is None else packed.scales[a:b]
+                assign, res, scale = _code(packed.tokens[a:b], sc, cents)
                 local = np.repeat(
                     np.arange(stop - start, dtype=np.int32), np.diff(packed.offsets[start : stop + 1])
                 )
                 pending.append((list(ids[start:stop]), assign, res, scale, local))
                 pending_tokens += b - a
-                if pending_tokens >= _SEGMENT_TOKENS:
+                if pending_tokens >= segment_tokens:
                     done += self._write_segment(conn, gen, len(cents), pending)
                     pending, pending_tokens = [], 0
                 start = stop
