@@ -478,7 +478,7 @@ class CentroidIndex:
 
     def _merge_segments(self, conn: sqlite3.Connection, gen: int, seqs: list[int]) -> None:
         """Rewrite segments ``seqs`` as one, keeping the entries of pages still recorded there."""
-        n_centroids = int(len(self._centroids(gen)))
+        n_centroids, dim = (int(x) for x in self._centroids(gen).shape)
         live: dict[int, list[tuple[str, int]]] = {s: [] for s in seqs}
         for i, seq, local in conn.execute(
             f"SELECT id, seq, local FROM pages WHERE gen = ? AND seq IN ({_marks(seqs)})", (gen, *seqs)
@@ -511,7 +511,6 @@ class CentroidIndex:
                 scale_parts.append(np.asarray(seg.scale[lo:hi])[keep])
                 page_parts.append(new[keep])
                 counts[c] += int(keep.sum())
-        dim = int(self._centroids(gen).shape[1])
         off = np.zeros(n_centroids + 1, np.int64)
         np.cumsum(counts, out=off[1:])
         arrays = {
