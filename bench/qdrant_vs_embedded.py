@@ -126,9 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append((f"{name}, two-stage", rates[name], p50, ids))
         ids, p50 = timed(qdrant, queries, info, exhaustive=True)
         rows.append(("qdrant, MAX_SIM every point", rates["qdrant"], p50, ids))
-        print(
-            f"{'store, search':<30}{'write pages/s':>14}{'p50 ms':>9}{'vs embedded':>13}{'agreement':>11}"
-        )
+        print(f"{'store, search':<30}{'write pages/s':>14}{'p50 ms':>9}{'vs embedded':>13}{'agreement':>11}")
         base = rows[1][2]
         for name, rate, p50, ids in rows:
             agree = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact, strict=True)])

@@ -248,6 +248,29 @@ def test_an_orphan_image_is_reported_and_removed_by_repair(
     assert code == 0 and not stray.exists() and len(_image_files(path)) == 2
 
 
+def test_ocr_word_boxes_beside_page_images_are_not_orphans(
+    tmp_path: Path, make_pages: MakePages, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An OCR'd page's word boxes (``<image stem>.words.json``, for heatmaps) belong to its image:
+    check reports nothing and repair keeps them; once their page is deleted they go with it."""
+    pages = make_pages("a.pdf", 2)
+    for page in pages:
+        assert page.image is not None
+        Path(page.image).with_suffix(".words.json").write_text('{"words": []}')
+    path = tmp_path / "store"
+    with PageStore(path) as store:
+        store.add_source(pages, np.eye(4)[:2], embedder=DENSE)
+        boxes = sorted((path / "images").rglob("*.words.json"))
+        assert len(boxes) == 2
+        health = store.check()
+        assert health.ok and health.orphan_images == (), health.problems()
+    code, _, _ = _run(capsys, "check", "--store", str(path), "--repair")
+    assert code == 0 and all(b.is_file() for b in boxes)
+    with PageStore(path) as store:
+        store.delete_source("a.pdf")
+    assert not any(b.exists() for b in boxes)
+
+
 def test_a_leftover_journal_entry_is_reported_then_replayed(
     tmp_path: Path, make_pages: MakePages, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -268,6 +268,11 @@ _REVIEWED = {
     ("store/_images.py", "place_image"): "a temporary beside dst; dst comes from resolve_stored_path",
     ("store/_images.py", "remove_image"): "its callers pass paths from resolve_stored_path",
     ("store/_journal.py", "finish"): "the journal file listed from the journal folder",
+    (
+        "store/_remote_images.py",
+        "fetch",
+    ): "writes the image path PageStore._fetch got from resolve_stored_path, "
+    "through a uuid-named temporary beside it; names listed at the URL are checked in _remote_files",
     ("store/_journal.py", "pending"): "temporaries listed from the journal folder itself",
     ("store/_journal.py", "record"): "a new journal file named by a fresh uuid",
     ("hybrid.py", "save"): "the BM25 index's own files in the folder the caller names",

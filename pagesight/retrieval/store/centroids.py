@@ -88,6 +88,8 @@ CREATE TABLE IF NOT EXISTS pages (
 """
 _PARTS = ("res", "scale", "page", "off")
 _CODE_BATCH_TOKENS = 16384  # token rows assigned per matrix product
+_FLAT_CENTROIDS = 4096  # more centroids: trained and assigned in two levels
+_GROUP_PROBES = 4  # groups of centroids a token row is compared with (two-level assignment)
 _SEGMENT_TOKENS = 1 << 19  # a coding pass writes a segment per this many tokens (at page bounds),
 _SEGMENT_BYTES = 1 << 28  # and at most this many bytes of int8 residuals (3072-d tokens: 87,381)
 _MAX_SEGMENTS = 8  # more per generation: the smallest are merged
@@ -119,15 +121,16 @@ class CentroidIndexStats:
     file_bytes: int
 
 
-def auto_centroids(n_tokens: int, most: int = 4096) -> int:
+def auto_centroids(n_tokens: int, most: int = 65536) -> int:
     """Centroid count for ``n_tokens`` token vectors: ``2 sqrt(n_tokens)`` rounded to a power of two,
     between 64 and ``most``.
 
     Fewer than PLAID's ``16 sqrt(n)``: a query token here scores every token of the lists it probes,
     so lists of several hundred tokens (3.3 M MiniLM tokens: 4,096 centroids, ~800 tokens a list)
-    let 4 probes find nearly all of exact MaxSim's top pages (``bench/late_candidates.py``). The cap
-    keeps building affordable on a CPU (coding every token costs ``n_tokens * n_centroids * dim``);
-    beyond it the lists grow, and so does search time.
+    let 4 probes find nearly all of exact MaxSim's top pages (``bench/late_candidates.py``). A list
+    then grows as ``sqrt(n_tokens)``, and so does the work of a search. Above 4,096 centroids,
+    training and coding go through two levels (:func:`train_centroids`), so building stays about
+    ``n_tokens * sqrt(n_centroids) * dim``.
     """
     k = 2 ** int(np.round(np.log2(max(1.0, 2.0 * np.sqrt(max(1, n_tokens))))))
     return int(min(most, max(64, k)))
@@ -145,11 +148,18 @@ def train_centroids(
 
     ``method="auto"`` uses faiss (``pip install faiss-cpu``; multi-threaded) when it imports, else
     numpy (same algorithm: cosine assignment, renormalized means, empty clusters reseeded).
+
+    Above 4,096 centroids, hierarchically: ``sqrt(n_centroids)`` coarse centroids first, then each
+    coarse cluster's rows get their share of the centroids (by row count), fitted to them alone.
+    Each assignment then compares a row with ``sqrt(n_centroids)`` centroids instead of all of
+    them, which is what makes 8,192 to 65,536 centroids affordable on a CPU.
     """
     x = np.ascontiguousarray(sample, np.float32)
     k = int(min(n_centroids, len(x)))
     if k < 1:
         raise ValueError("train_centroids needs at least one sample row")
+    if k > _FLAT_CENTROIDS:
+        return _train_two_level(x, k, iterations=iterations, seed=seed, method=method)
     use_faiss = method == "faiss"
     if method == "auto":  # faiss wants >= 39 points per centroid; small samples go to numpy
         try:
@@ -179,7 +189,7 @@ def train_centroids(
         rng = np.random.default_rng(seed)
         cents = x[rng.choice(len(x), size=k, replace=False)].copy()
         for _ in range(iterations):
-            assign = _assign(x, cents)
+            assign = _Assigner(cents).assign(x)
             sums = np.zeros_like(cents)
             np.add.at(sums, assign, x)
             counts = np.bincount(assign, minlength=k)
@@ -192,27 +202,110 @@ def train_centroids(
     return np.ascontiguousarray(cents / np.maximum(norms, 1e-12), np.float32)
 
 
-def _assign(x: np.ndarray, cents: np.ndarray) -> np.ndarray:
-    """Index of the most similar centroid for each row of ``x`` (float32 products in blocks)."""
-    out = np.empty(len(x), np.int32)
-    for a in range(0, len(x), _CODE_BATCH_TOKENS):
-        block = np.asarray(x[a : a + _CODE_BATCH_TOKENS], np.float32)
-        out[a : a + len(block)] = np.argmax(block @ cents.T, axis=1)
-    return out
+def _train_two_level(
+    x: np.ndarray, k: int, *, iterations: int, seed: int, method: Literal["auto", "faiss", "numpy"]
+) -> np.ndarray:
+    """``k`` centroids as ``sqrt(k)`` coarse clusters, each split by its own k-means."""
+    n_coarse = int(round(np.sqrt(k)))
+    coarse = train_centroids(x, n_coarse, iterations=iterations, seed=seed, method=method)
+    group = _Assigner(coarse).assign(x)
+    counts = np.bincount(group, minlength=len(coarse))
+    share = _shares(counts, k)
+    parts = [
+        train_centroids(
+            x[group == g], int(share[g]), iterations=iterations, seed=seed + 1 + int(g), method=method
+        )
+        for g in np.flatnonzero(share)
+    ]
+    return np.ascontiguousarray(np.concatenate(parts), np.float32)
+
+
+def _shares(counts: np.ndarray, k: int) -> np.ndarray:
+    """``k`` split over groups of ``counts`` rows, proportionally (largest remainders), each
+    non-empty group at least one and none more than its rows."""
+    counts = counts.astype(np.int64)
+    k = int(min(k, counts.sum()))
+    want = counts * (k / max(1, counts.sum()))
+    share = np.minimum(counts, np.maximum(np.floor(want).astype(np.int64), (counts > 0).astype(np.int64)))
+    while share.sum() > k:  # the minimum of one pushed the sum over: take from the largest
+        share[int(np.argmax(share))] -= 1
+    room = counts - share
+    order = np.argsort(-(want - share), kind="stable")
+    for g in order:
+        if share.sum() >= k:
+            break
+        if room[g] > 0:
+            share[g] += 1
+            room[g] -= 1
+    return share
+
+
+class _Assigner:
+    """Nearest centroid of token rows: by one product with every centroid up to 4,096 centroids;
+    above, in two levels (``sqrt(K)`` groups of centroids, each row compared with the centroids of
+    its ``_GROUP_PROBES`` most similar groups), which finds the nearest centroid for nearly every
+    row (``tests/retrieval/test_centroids.py`` measures how many) at a fraction of the products.
+
+    A row given a near but not the nearest centroid is still scored exactly (its residual is taken
+    from the centroid it was given); it only sits in a list a query token may probe less often.
+    """
+
+    def __init__(self, cents: np.ndarray, seed: int = 0) -> None:
+        self.cents = np.ascontiguousarray(cents, np.float32)
+        self.groups: np.ndarray | None = None
+        self.members: list[np.ndarray] = []
+        if len(self.cents) > _FLAT_CENTROIDS:
+            n_groups = int(round(np.sqrt(len(self.cents))))
+            self.groups = train_centroids(self.cents, n_groups, seed=seed, method="numpy")
+            near = _Assigner(self.groups).assign(self.cents)
+            self.members = [np.flatnonzero(near == g) for g in range(len(self.groups))]
+
+    def assign(self, x: np.ndarray) -> np.ndarray:
+        """Index of the (near-)most similar centroid for each row of ``x`` (float32 products in blocks)."""
+        out = np.empty(len(x), np.int32)
+        for a in range(0, len(x), _CODE_BATCH_TOKENS):
+            block = np.asarray(x[a : a + _CODE_BATCH_TOKENS], np.float32)
+            out[a : a + len(block)] = self.nearest(block)
+        return out
+
+    def nearest(self, block: np.ndarray) -> np.ndarray:
+        if self.groups is None:
+            return np.argmax(block @ self.cents.T, axis=1).astype(np.int32)
+        probes = min(_GROUP_PROBES, len(self.groups))
+        gsims = block @ self.groups.T
+        top = np.argpartition(-gsims, probes - 1, axis=1)[:, :probes]
+        flat = top.ravel()
+        order = np.argsort(flat, kind="stable")
+        bounds = np.searchsorted(flat[order], np.arange(len(self.groups) + 1))
+        best = np.full(len(block), -np.inf, np.float32)
+        out = np.zeros(len(block), np.int32)
+        for g in range(len(self.groups)):
+            lo, hi = int(bounds[g]), int(bounds[g + 1])
+            if lo == hi or not len(self.members[g]):
+                continue
+            rows = order[lo:hi] // probes
+            sims = block[rows] @ self.cents[self.members[g]].T
+            j = np.argmax(sims, axis=1)
+            val = sims[np.arange(len(rows)), j]
+            better = val > best[rows]
+            best[rows[better]] = val[better]
+            out[rows[better]] = self.members[g][j[better]]
+        return out
 
 
 def _code(
-    values: np.ndarray, scales: np.ndarray | None, cents: np.ndarray
+    values: np.ndarray, scales: np.ndarray | None, assigner: _Assigner
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(centroid ids int32, residuals int8, scales float32)`` of stored token rows ``values``
     (their storage dtype; int8 rows with their ``scales``), decoded a block at a time."""
     n = len(values)
+    cents = assigner.cents
     assign = np.empty(n, np.int32)
     res = np.empty(values.shape, np.int8)
     scale = np.empty(n, np.float32)
     for a in range(0, n, _CODE_BATCH_TOKENS):
         block = _rows(values, scales, slice(a, a + _CODE_BATCH_TOKENS))
-        near = np.argmax(block @ cents.T, axis=1)
+        near = assigner.nearest(block)
         r = block - cents[near]
         top = np.abs(r).max(axis=1)
         sc = np.where(top > 0, top / 127.0, 1.0).astype(np.float32)
@@ -289,6 +382,7 @@ class CentroidIndex:
         self._conn: sqlite3.Connection | None = None
         self._loaded: _Loaded | None = None
         self._writes = 0  # this process's syncs: part of the cache key
+        self._assigner_cache: tuple[tuple[int, ...], _Assigner] | None = None
 
     @property
     def folder(self) -> Path:
@@ -372,11 +466,12 @@ class CentroidIndex:
         self, conn: sqlite3.Connection, tokens: TokenStore, sizes: dict[str, int], gen: int
     ) -> int:
         """Code the pages generation ``gen`` lacks into new segments; return how many."""
-        cents = np.asarray(self._centroids(gen), np.float32)
         have = {str(r[0]) for r in conn.execute("SELECT id FROM pages WHERE gen = ?", (gen,))}
         todo = [i for i in sizes if i not in have]
         if not todo:
             return 0
+        assigner = self._assigner(gen)
+        cents = assigner.cents
         done = 0
         segment_tokens = max(1, min(_SEGMENT_TOKENS, _SEGMENT_BYTES // max(1, int(cents.shape[1]))))
         pending: list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -390,7 +485,7 @@ class CentroidIndex:
                     stop += 1
                 a, b = int(packed.offsets[start]), int(packed.offsets[stop])
                 sc = None if packed.scales is None else packed.scales[a:b]
-                assign, res, scale = _code(packed.tokens[a:b], sc, cents)
+                assign, res, scale = _code(packed.tokens[a:b], sc, assigner)
                 local = np.repeat(
                     np.arange(stop - start, dtype=np.int32), np.diff(packed.offsets[start : stop + 1])
                 )
@@ -403,6 +498,17 @@ class CentroidIndex:
         if pending:
             done += self._write_segment(conn, gen, len(cents), pending)
         return done
+
+    def _assigner(self, gen: int) -> _Assigner:
+        """The nearest-centroid finder of generation ``gen`` (its groups cost a k-means over the
+        centroids above 4,096 of them: kept while the centroid file stays the same)."""
+        path = self._centroid_path(gen)
+        st = path.stat()
+        key = (gen, st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._assigner_cache is None or self._assigner_cache[0] != key:
+            cents = np.asarray(self._centroids(gen), np.float32)
+            self._assigner_cache = (key, _Assigner(cents, seed=self.seed))
+        return self._assigner_cache[1]
 
     def _write_segment(
         self,

@@ -34,6 +34,7 @@ from pagesight.errors import (
     StoreAuthenticationError,
     StoreError,
 )
+from pagesight.retrieval.store._remote_images import is_url
 from pagesight.retrieval.store.base import Row, ScoredRow
 from pagesight.retrieval.store.health import StoreHealth
 
@@ -568,16 +569,32 @@ def _cache_dir() -> Path:
 
 
 IMAGE_DIR_ENV = "PAGESIGHT_IMAGE_DIR"
-"""A folder every machine reaches (NFS, a mounted bucket): server stores keep page images there."""
+"""A folder every machine reaches (NFS, a mounted bucket) or an fsspec URL (``s3://bucket/pages``):
+server stores keep page images there."""
 
 
 def server_files_dir(what: str) -> Path:
     """The root of a server store's local files of ``what``: ``$PAGESIGHT_IMAGE_DIR`` for images
-    when it is set, else this machine's cache (``$XDG_CACHE_HOME/pagesight/<what>``)."""
+    when it names a folder, else this machine's cache (``$XDG_CACHE_HOME/pagesight/<what>``; with
+    ``$PAGESIGHT_IMAGE_DIR`` an fsspec URL, the cache of the images there)."""
     shared = os.environ.get(IMAGE_DIR_ENV)
-    if what == "images" and shared:
+    if what == "images" and shared and not is_url(shared):
         return Path(shared).expanduser()
     return _cache_dir() / what
+
+
+def shared_image_url(local: Path) -> str | None:
+    """The image URL of a server store whose default image folder is ``local``:
+    ``$PAGESIGHT_IMAGE_DIR/<the same sub-path>`` when that variable is an fsspec URL
+    (``s3://bucket/pages``), else ``None``."""
+    shared = os.environ.get(IMAGE_DIR_ENV)
+    if not shared or not is_url(shared):
+        return None
+    try:
+        sub = local.relative_to(server_files_dir("images"))
+    except ValueError:
+        return None
+    return f"{shared.rstrip('/')}/{sub.as_posix()}"
 
 
 def _close_clients(clients: list[Any]) -> None:

@@ -153,7 +153,8 @@ class MultiVectorStore:
         tenant: the server's tenant (default: Chroma's ``default_tenant``).
         database: the tenant's database (default: Chroma's ``default_database``); the local token
             folder is kept per tenant and database.
-        image_dir: folder for page images (default as :class:`PageStore`).
+        image_dir: folder for page images, or an fsspec URL (``s3://bucket/pages``), as
+            :class:`PageStore`.
         token_dir: folder of the token store (defaults above).
         collection: the Chroma collection's name.
         summary: ``"mean"`` (mean of token vectors) or ``"muvera"`` (MUVERA FDE) candidates.
@@ -168,6 +169,7 @@ class MultiVectorStore:
             ``<token_dir>/centroids``, PLAID-style, see
             :mod:`~pagesight.retrieval.store.centroids`; exhaustive and exact while the store has
             fewer than ``centroid_min_pages`` pages).
+        image_storage_options: fsspec filesystem options of an image URL, as :class:`PageStore`.
 
     Attributes:
         multivector: ``True``: a token matrix per page (``False`` on :class:`PageStore`).
@@ -194,6 +196,7 @@ class MultiVectorStore:
         muvera: dict[str, Any] | None = None,
         backend: StoreBackend | None = None,
         candidates_from: CandidateSource | None = None,
+        image_storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         if summary is not None:
             check_choice("summary", summary, get_args(SummaryMethod))
@@ -215,6 +218,7 @@ class MultiVectorStore:
             image_dir=image_dir,
             collection=collection,
             backend=backend,
+            image_storage_options=image_storage_options,
         )
         if candidates_from == "centroids" and hasattr(self._pages.backend, "query_tokens"):
             raise ConfigurationError(
@@ -250,6 +254,11 @@ class MultiVectorStore:
     def image_dir(self) -> Path:
         """The folder that holds the page images."""
         return self._pages.image_dir
+
+    @property
+    def image_url(self) -> str | None:
+        """The fsspec URL of the page images, or ``None`` (see :attr:`PageStore.image_url`)."""
+        return self._pages.image_url
 
     @property
     def token_dir(self) -> Path:

@@ -51,6 +51,7 @@ from pagesight.errors import (
 from pagesight.retrieval.store import _journal
 from pagesight.retrieval.store._bm25 import StoreBM25
 from pagesight.retrieval.store._images import image_relpath, place_image, remove_image, resolve_stored_path
+from pagesight.retrieval.store._remote_images import ImageMirror, is_url
 from pagesight.retrieval.store._writelock import WriteLock, pid_alive
 from pagesight.retrieval.store.base import Row, StoreBackend
 from pagesight.retrieval.store.health import PageRef, StoreHealth
@@ -83,7 +84,10 @@ class PageStore:
     For a server store the images stay on this machine, by default in
     ``$XDG_CACHE_HOME/pagesight/images/<host>-<port>/<collection>`` (``~/.cache`` when
     ``XDG_CACHE_HOME`` is unset); pass ``image_dir``, or set ``$PAGESIGHT_IMAGE_DIR`` to a folder
-    every machine mounts, to share them.
+    every machine mounts, to share them. ``image_dir`` (or ``$PAGESIGHT_IMAGE_DIR``) may also be an
+    fsspec URL (``s3://bucket/pages``): every image is then written there before its record and
+    deleted there with it, and the local image folder becomes this machine's cache, filled from the
+    URL as hits need images (see :mod:`pagesight.retrieval.store._remote_images`).
 
     The constructor neither imports Chroma nor connects; the first call that needs the collection
     does, once, under a lock. Writes from several threads of one process are serialized.
@@ -138,6 +142,7 @@ class PageStore:
         collection: str = "pagesight",
         backend: StoreBackend | None = None,
         client_settings: Any = None,
+        image_storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         """Describe a store; nothing is opened until it is used.
 
@@ -155,7 +160,8 @@ class PageStore:
             database: the tenant's database (default: Chroma's ``default_database``); create
                 tenants and databases with ``chromadb.AdminClient``.
             image_dir: folder for page images (see the class docstring for the defaults; a
-                server store keeps them per tenant and database).
+                server store keeps them per tenant and database), or an fsspec URL every machine
+                reaches (``s3://bucket/pages``; the local cache is then the default folder).
             collection: the Chroma collection's name.
             backend: the records' backend instead of a Chroma one built from the arguments above
                 (give only ``image_dir`` with it); see
@@ -164,6 +170,9 @@ class PageStore:
                 a Chroma client this process already has on the folder, so a stock
                 ``langchain_chroma.Chroma`` and a store share one folder in one process; see
                 :class:`~pagesight.retrieval.store.ChromaBackend`).
+            image_storage_options: keyword arguments for the fsspec filesystem of an image URL
+                (``{"endpoint_url": "http://minio:9000"}``); credentials may also come from the
+                filesystem's usual environment variables.
 
         Raises:
             ConfigurationError: neither or both of ``path`` and ``url``, a malformed ``url``,
@@ -191,9 +200,18 @@ class PageStore:
             raise ConfigurationError("give either `backend` or the Chroma arguments (`path`, `url`, ...)")
         self._backend: StoreBackend = backend
         self._path = backend.folder  # local folder: journal, write lock, staging folders
+        image_url = None
+        if image_dir is not None and is_url(image_dir):
+            image_url, image_dir = str(image_dir), None
+        elif image_dir is None and backend.folder is None:
+            from pagesight.retrieval.store.chroma import shared_image_url
+
+            image_url = shared_image_url(backend.local_dir("images"))
         self._image_dir = (
             Path(image_dir).expanduser() if image_dir is not None else backend.local_dir("images")
         )
+        self._mirror = ImageMirror(image_url, image_storage_options) if image_url else None
+        self._warned_fetch: set[str] = set()  # images whose fetch from the URL failed, warned once
         self._lock = threading.RLock()
         self._write_lock = WriteLock(self._path, self.location) if self._path is not None else None
         self._writing = False  # whether this object holds the write lock
@@ -218,8 +236,13 @@ class PageStore:
 
     @property
     def image_dir(self) -> Path:
-        """The folder that holds the page images."""
+        """The folder that holds the page images (this machine's cache of them with an image URL)."""
         return self._image_dir
+
+    @property
+    def image_url(self) -> str | None:
+        """The fsspec URL every machine reads the page images from, or ``None`` (a folder only)."""
+        return self._mirror.url if self._mirror is not None else None
 
     @property
     def embedder(self) -> EmbedderInfo | None:
@@ -277,6 +300,7 @@ class PageStore:
             ids = [p.id for p in pages]
             existing = self._existing_ids(ids)
             placed: list[tuple[Path, Path, bool]] = []  # (staging file, store file, created)
+            uploaded: list[str] = []  # images this write created at the image URL
             written: list[str] = []
             new = [p for p in pages if p.id not in existing]
             self._bm25.touch()  # before records change: a write cut short is then seen (and rebuilt)
@@ -286,7 +310,7 @@ class PageStore:
                 [image_relpath(p.content_hash, p.page, Path(p.image).suffix) for p in new if p.image],
             )
             try:
-                rels = self._place_images(pages, placed)
+                rels = self._place_images(pages, placed, uploaded)
                 metadatas = [_page_metadata(p, rel, len(pages)) for p, rel in zip(pages, rels, strict=True)]
                 step = self._batch_size()
                 for start in range(0, len(pages), step):
@@ -300,7 +324,7 @@ class PageStore:
                             metadatas[start:end],
                         )
             except BaseException:
-                self._rollback([i for i in written if i not in existing], placed)
+                self._rollback([i for i in written if i not in existing], placed, uploaded)
                 if intent is not None:
                     _journal.finish(intent)
                 raise
@@ -469,13 +493,13 @@ class PageStore:
                 expected[digest] = int(meta[_SOURCE_PAGES])
             if meta.get("image"):
                 image = self._stored_image(meta["image"], f"image of record {id_!r}")
-                no_image += image is None or not image.is_file()
+                no_image += image is None or not self._has_image(image)
         if no_image:
             logger.warning(
                 "%s: %d of its page images are missing from %s; it will be re-indexed",
                 source,
                 no_image,
-                self._image_dir,
+                self.image_url or self._image_dir,
             )
             return None
         if len(hashes) != 1:
@@ -581,6 +605,8 @@ class PageStore:
                         path = self._stored_image(rel, "unused image")
                         if path is not None:
                             remove_image(path, self._image_dir)
+                            if self._mirror is not None:
+                                self._mirror.remove(rel)
                     if health.orphan_images:
                         logger.warning(
                             "store %s: removed %d page images no record uses",
@@ -602,6 +628,7 @@ class PageStore:
             refused: list[str] = []
             referenced: set[str] = set()
             database_error = None
+            remote, refused_remote = self._remote_files()
             try:
                 for id_, _, meta in self._scan(None, include=["metadatas"]):
                     meta = meta or {}
@@ -615,13 +642,15 @@ class PageStore:
                     if path is None:
                         refused.append(f"{ref.describe()}: {rel!r}")
                         continue
-                    referenced.add(path.relative_to(self._image_dir).as_posix())
-                    if not path.is_file():
+                    name = path.relative_to(self._image_dir).as_posix()
+                    referenced.add(name)
+                    referenced.add(name.rpartition(".")[0] + ".words.json")  # its OCR word boxes, if any
+                    if not path.is_file() and (remote is None or name not in remote):
                         missing.append(PageRef(ref.id, ref.source, ref.page, str(rel)))
             except DamagedStoreError as e:
                 database_error = str(e.__cause__ or e)
                 records = []
-            files = list(self._image_files())
+            files = sorted(set(self._image_files()) | (remote or set()))
             journal: list[str] = []
             staging: list[str] = []
             if self._path is not None:
@@ -636,7 +665,7 @@ class PageStore:
                 database_error=database_error,
                 records_without_image=tuple(missing),
                 orphan_images=tuple(sorted(set(files) - referenced)),
-                refused_paths=tuple(refused),
+                refused_paths=tuple(refused + refused_remote),
                 leftover_journal=tuple(journal),
                 leftover_staging=tuple(staging),
                 writer_pid=None if writer is None else (writer if isinstance(writer, int) else 0),
@@ -833,6 +862,20 @@ class PageStore:
                 rel = (Path(folder) / name).relative_to(root).as_posix()
                 yield rel
 
+    def _remote_files(self) -> tuple[set[str] | None, list[str]]:
+        """``(relative paths of the files at the image URL, names refused there)``: each name is
+        checked as a stored path (one that would leave the image folder is refused); ``(None, [])``
+        without an image URL."""
+        if self._mirror is None:
+            return None, []
+        out, refused = set(), []
+        for rel in self._mirror.files():
+            if resolve_stored_path(self._image_dir, rel, what=f"file at {self._mirror.url}") is not None:
+                out.add(rel)
+            else:
+                refused.append(f"{self._mirror.url}: {rel!r}")
+        return out, refused
+
     def _leftovers(self) -> bool:
         """Whether a crash may have left something to repair (cheap: two folder listings)."""
         if self._path is None:
@@ -964,8 +1007,11 @@ class PageStore:
                 found.update(id_ for id_, _, _ in self._backend.get(ids[start : start + step], include=()))
         return found
 
-    def _place_images(self, pages: Sequence[Page], placed: list[tuple[Path, Path, bool]]) -> list[str]:
-        """Put each page's image in the store; append what was placed to ``placed`` as it goes."""
+    def _place_images(
+        self, pages: Sequence[Page], placed: list[tuple[Path, Path, bool]], uploaded: list[str]
+    ) -> list[str]:
+        """Put each page's image in the store (and at the image URL, before any record names it);
+        append what was placed to ``placed`` and what was uploaded to ``uploaded`` as it goes."""
         rels: list[str] = []
         for p in pages:
             if p.image is None:
@@ -990,15 +1036,26 @@ class PageStore:
                         f"into {self._image_dir}: {e}"
                     ) from e
             words = src.with_name(src.stem + ".words.json")  # OCR word boxes (documents.ocr.words_path)
-            if words.is_file() and words.resolve() != dst.with_name(dst.stem + ".words.json").resolve():
+            stored_words = dst.with_name(dst.stem + ".words.json")
+            if words.is_file() and words.resolve() != stored_words.resolve():
                 try:
-                    place_image(words, dst.with_name(dst.stem + ".words.json"))
+                    place_image(words, stored_words)
                 except OSError as e:  # the boxes only serve heatmaps: the page is still written
                     logger.info("could not copy the OCR word boxes %s: %s", words, e)
+            if self._mirror is not None:
+                if self._mirror.put(dst, rel):
+                    uploaded.append(rel)
+                if stored_words.is_file():
+                    try:
+                        self._mirror.put(stored_words, rel.rpartition(".")[0] + ".words.json")
+                    except StoreError as e:  # heatmaps only, as above
+                        logger.info("could not upload the OCR word boxes %s: %s", stored_words, e)
             rels.append(rel)
         return rels
 
-    def _rollback(self, new_ids: list[str], placed: list[tuple[Path, Path, bool]]) -> None:
+    def _rollback(
+        self, new_ids: list[str], placed: list[tuple[Path, Path, bool]], uploaded: Sequence[str] = ()
+    ) -> None:
         step = self._batch_size_or(len(new_ids))
         for start in range(0, len(new_ids), step):
             try:
@@ -1008,6 +1065,9 @@ class PageStore:
         for _, stored, created in placed:
             if created:
                 remove_image(stored)
+        if self._mirror is not None:
+            for rel in uploaded:
+                self._mirror.remove(rel)
         logger.warning(
             "write to %s failed; rolled back %d new records and %d new images",
             self.location,
@@ -1061,6 +1121,8 @@ class PageStore:
             path = self._stored_image(rel, "image to delete")
             if path is not None:
                 remove_image(path, self._image_dir)
+                if self._mirror is not None:
+                    self._mirror.remove(path.relative_to(self._image_dir).as_posix())
 
     # -- reading helpers -------------------------------------------------------------------------
 
@@ -1096,6 +1158,8 @@ class PageStore:
         meta = meta or {}
         rel = meta.get("image") or ""
         image = self._stored_image(rel, f"image of record {id_!r}") if rel else None
+        if image is not None and self._mirror is not None and not image.is_file():
+            self._fetch(image)
         if image is not None and check and not image.is_file():
             if id_ not in self._warned_missing:
                 self._warned_missing.add(id_)
@@ -1122,6 +1186,25 @@ class PageStore:
             text_source=as_text_source(meta.get("text_source")),
             page_label=as_page_label(meta.get("page_label")),  # absent in older stores: None
         )
+
+    def _fetch(self, image: Path) -> bool:
+        """Copy ``image`` (a checked path in the image folder) from the image URL; ``False`` when the
+        URL lacks it or cannot be read (warned once per image)."""
+        assert self._mirror is not None
+        rel = image.relative_to(self._image_dir).as_posix()
+        try:
+            return self._mirror.fetch(rel, image)
+        except StoreError as e:
+            if rel not in self._warned_fetch:
+                self._warned_fetch.add(rel)
+                logger.warning("store %s: %s", self.location, e)
+            return False
+
+    def _has_image(self, image: Path) -> bool:
+        """Whether a page image is in the local folder or, with an image URL, there."""
+        if image.is_file():
+            return True
+        return self._mirror is not None and self._mirror.exists(image.relative_to(self._image_dir).as_posix())
 
     def _stored_image(self, rel: object, what: str) -> Path | None:
         """The image file a stored relative path names, or ``None`` if it would leave the image folder."""
