@@ -9,7 +9,7 @@ import shutil
 import uuid
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-__all__ = ["image_relpath", "is_refused", "place_image", "remove_image", "resolve_stored_path"]
+__all__ = ["image_relpath", "is_refused", "place_image", "remove_image", "resolve_stored_path", "words_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,13 +108,20 @@ def place_image(src: Path, dst: Path) -> bool:
     return not existed
 
 
+def words_name(image: str) -> str:
+    """The OCR word boxes' name beside a stored image name (``ab/x-p1.png`` -> ``ab/x-p1.words.json``):
+    :func:`pagesight.documents.ocr.words_path`'s rule, on the ``/``-separated names a store keeps."""
+    p = PurePosixPath(image)
+    return str(p.with_name(p.stem + ".words.json"))
+
+
 def remove_image(path: Path, root: Path | None = None) -> None:
     """Delete an image file and, when it empties it, its hash-prefix folder; never raises.
 
     ``path`` must come from :func:`resolve_stored_path`; the folder ``root`` itself is never removed.
     """
     try:
-        path.with_name(path.stem + ".words.json").unlink(missing_ok=True)  # OCR word boxes, if any
+        path.with_name(words_name(path.name)).unlink(missing_ok=True)  # OCR word boxes, if any
         path.unlink(missing_ok=True)
     except OSError as e:
         logger.warning("could not delete page image %s: %s", path, e)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pagesight.errors import ConfigurationError, StoreError
+from pagesight.retrieval.store._images import words_name
 
 __all__ = ["MAX_IMAGE_BYTES", "ImageMirror", "is_url"]
 
@@ -160,9 +161,10 @@ class ImageMirror:
 
     def exists(self, rel: str) -> bool:
         fs, _ = self._filesystem()
+        target = self._path(rel)
         try:
-            fs.invalidate_cache(self._path(rel))
-            return bool(fs.exists(self._path(rel)))
+            fs.invalidate_cache(target)
+            return bool(fs.exists(target))
         except Exception as e:
             raise self._failed(f"looking for {rel}", e) from e
 
@@ -170,8 +172,7 @@ class ImageMirror:
         """Delete ``rel`` (and its OCR word boxes) if present; never raises (a leftover is only unused
         bytes, which :meth:`~pagesight.retrieval.store.PageStore.repair` removes)."""
         fs, _ = self._filesystem()
-        stem, _, _ = rel.rpartition(".")
-        for name in (rel, f"{stem}.words.json"):
+        for name in (rel, words_name(rel)):
             try:
                 fs.rm_file(self._path(name))
             except FileNotFoundError:

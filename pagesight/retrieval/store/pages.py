@@ -50,7 +50,13 @@ from pagesight.errors import (
 )
 from pagesight.retrieval.store import _journal
 from pagesight.retrieval.store._bm25 import StoreBM25
-from pagesight.retrieval.store._images import image_relpath, place_image, remove_image, resolve_stored_path
+from pagesight.retrieval.store._images import (
+    image_relpath,
+    place_image,
+    remove_image,
+    resolve_stored_path,
+    words_name,
+)
 from pagesight.retrieval.store._remote_images import ImageMirror, is_url
 from pagesight.retrieval.store._writelock import WriteLock, pid_alive
 from pagesight.retrieval.store.base import Row, StoreBackend
@@ -642,9 +648,9 @@ class PageStore:
                     if path is None:
                         refused.append(f"{ref.describe()}: {rel!r}")
                         continue
-                    name = path.relative_to(self._image_dir).as_posix()
+                    name = self._image_name(path)
                     referenced.add(name)
-                    referenced.add(name.rpartition(".")[0] + ".words.json")  # its OCR word boxes, if any
+                    referenced.add(words_name(name))  # its OCR word boxes, if any
                     if not path.is_file() and (remote is None or name not in remote):
                         missing.append(PageRef(ref.id, ref.source, ref.page, str(rel)))
             except DamagedStoreError as e:
@@ -1035,8 +1041,8 @@ class PageStore:
                         f"{p.source} (page {p.page}): could not copy its image {src} "
                         f"into {self._image_dir}: {e}"
                     ) from e
-            words = src.with_name(src.stem + ".words.json")  # OCR word boxes (documents.ocr.words_path)
-            stored_words = dst.with_name(dst.stem + ".words.json")
+            words = src.with_name(words_name(src.name))  # OCR word boxes (documents.ocr.words_path)
+            stored_words = dst.with_name(words_name(dst.name))
             if words.is_file() and words.resolve() != stored_words.resolve():
                 try:
                     place_image(words, stored_words)
@@ -1047,7 +1053,7 @@ class PageStore:
                     uploaded.append(rel)
                 if stored_words.is_file():
                     try:
-                        self._mirror.put(stored_words, rel.rpartition(".")[0] + ".words.json")
+                        self._mirror.put(stored_words, words_name(rel))
                     except StoreError as e:  # heatmaps only, as above
                         logger.info("could not upload the OCR word boxes %s: %s", stored_words, e)
             rels.append(rel)
@@ -1122,7 +1128,7 @@ class PageStore:
             if path is not None:
                 remove_image(path, self._image_dir)
                 if self._mirror is not None:
-                    self._mirror.remove(path.relative_to(self._image_dir).as_posix())
+                    self._mirror.remove(self._image_name(path))
 
     # -- reading helpers -------------------------------------------------------------------------
 
@@ -1191,7 +1197,7 @@ class PageStore:
         """Copy ``image`` (a checked path in the image folder) from the image URL; ``False`` when the
         URL lacks it or cannot be read (warned once per image)."""
         assert self._mirror is not None
-        rel = image.relative_to(self._image_dir).as_posix()
+        rel = self._image_name(image)
         try:
             return self._mirror.fetch(rel, image)
         except StoreError as e:
@@ -1204,7 +1210,12 @@ class PageStore:
         """Whether a page image is in the local folder or, with an image URL, there."""
         if image.is_file():
             return True
-        return self._mirror is not None and self._mirror.exists(image.relative_to(self._image_dir).as_posix())
+        return self._mirror is not None and self._mirror.exists(self._image_name(image))
+
+    def _image_name(self, image: Path) -> str:
+        """The ``/``-separated name of ``image`` (a checked path in the image folder) there and at
+        the image URL."""
+        return image.relative_to(self._image_dir).as_posix()
 
     def _stored_image(self, rel: object, what: str) -> Path | None:
         """The image file a stored relative path names, or ``None`` if it would leave the image folder."""
